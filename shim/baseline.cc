@@ -1,0 +1,150 @@
+#include "baseline.h"
+
+#include <cstring>
+#include <initializer_list>
+
+#include "futex.h"
+#include "raw_syscall.h"
+#include "state.h"
+
+namespace pristine {
+namespace {
+
+struct Cache {
+  FutexMutex mu;
+  int template_tid ABSL_GUARDED_BY(mu) = 0;
+  uint64_t sigmask ABSL_GUARDED_BY(mu) = 0;
+  char name[16] ABSL_GUARDED_BY(mu) = {};
+
+  uint32_t ns_valid ABSL_GUARDED_BY(mu) = 0;  // bit per namespace Dim
+  uint64_t ns[kDimCount] ABSL_GUARDED_BY(mu) = {};
+  bool affinity_valid ABSL_GUARDED_BY(mu) = false;
+  cpu_set_t affinity ABSL_GUARDED_BY(mu);
+  bool sched_valid ABSL_GUARDED_BY(mu) = false;
+  SchedState sched ABSL_GUARDED_BY(mu);
+  bool security_valid ABSL_GUARDED_BY(mu) = false;
+  SecurityState security ABSL_GUARDED_BY(mu);
+
+  void ForgetValues() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    ns_valid = 0;
+    affinity_valid = sched_valid = security_valid = false;
+  }
+};
+
+Cache g_cache;
+
+// The baseline value of namespace `d`, read from the template on first need.
+bool BaselineNamespace(Dim d, uint64_t* id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_cache.mu) {
+  uint32_t bit = DimSet(d).bits();
+  if (!(g_cache.ns_valid & bit)) {
+    if (g_cache.template_tid == 0 ||
+        !ReadNamespaceId(g_cache.template_tid, d, &g_cache.ns[static_cast<int>(d)])) {
+      return false;
+    }
+    g_cache.ns_valid |= bit;
+  }
+  *id = g_cache.ns[static_cast<int>(d)];
+  return true;
+}
+
+}  // namespace
+
+void BaselineReset(int template_tid) {
+  uint64_t mask = ReadSigmask();
+  char name[16];
+  ReadName(name);
+  FutexLock lock(&g_cache.mu);
+  g_cache.template_tid = template_tid;
+  g_cache.sigmask = mask;
+  memcpy(g_cache.name, name, sizeof name);
+  g_cache.ForgetValues();
+}
+
+void BaselineInvalidateSecurity() {
+  FutexLock lock(&g_cache.mu);
+  g_cache.security_valid = false;
+}
+
+void BaselineForgetAfterFork() {
+  g_cache.mu.ResetAfterFork();
+  FutexLock lock(&g_cache.mu);
+  g_cache.template_tid = 0;
+  g_cache.ForgetValues();
+}
+
+uint64_t BaselineSigmask() {
+  FutexLock lock(&g_cache.mu);
+  return g_cache.sigmask;
+}
+
+void BaselineName(char out[16]) {
+  FutexLock lock(&g_cache.mu);
+  memcpy(out, g_cache.name, 16);
+}
+
+DimSet BaselineDifferences(DimSet dims) {
+  DimSet diff;
+  // The caller's own values first, without the lock.
+  uint64_t self_ns[kDimCount] = {};
+  uint32_t self_ns_ok = 0;
+  ForEachDim(dims & kNamespaceDims, [&](Dim d) {
+    if (ReadNamespaceId(0, d, &self_ns[static_cast<int>(d)])) self_ns_ok |= DimSet(d).bits();
+  });
+  cpu_set_t self_affinity;
+  bool self_affinity_ok = dims.has(Dim::kAffinity) && ReadAffinity(0, &self_affinity);
+  SchedState self_sched;
+  bool self_sched_ok = dims.has(Dim::kSched) && ReadSched(0, &self_sched);
+  SecurityState self_security;
+  bool self_security_ok = dims.intersects(kSecurityDims - Dim::kLandlock) &&
+                          ReadSecurity(0, &self_security);
+  uint64_t self_mask = dims.has(Dim::kSigmask) ? ReadSigmask() : 0;
+  char self_name[16] = {};
+  if (dims.has(Dim::kName)) ReadName(self_name);
+
+  FutexLock lock(&g_cache.mu);
+  ForEachDim(dims & kNamespaceDims, [&](Dim d) {
+    uint64_t base;
+    if (!(self_ns_ok & DimSet(d).bits()) || !BaselineNamespace(d, &base) ||
+        base != self_ns[static_cast<int>(d)]) {
+      diff |= d;
+    }
+  });
+  for (Dim d : {Dim::kFs, Dim::kFiles}) {
+    if (dims.has(d) && (g_cache.template_tid == 0 || SharesWith(g_cache.template_tid, d) != 1)) {
+      diff |= d;
+    }
+  }
+  if (dims.has(Dim::kAffinity)) {
+    if (!g_cache.affinity_valid && g_cache.template_tid != 0) {
+      g_cache.affinity_valid = ReadAffinity(g_cache.template_tid, &g_cache.affinity);
+    }
+    if (!self_affinity_ok || !g_cache.affinity_valid ||
+        !CPU_EQUAL(&self_affinity, &g_cache.affinity)) {
+      diff |= Dim::kAffinity;
+    }
+  }
+  if (dims.has(Dim::kSched)) {
+    if (!g_cache.sched_valid && g_cache.template_tid != 0) {
+      g_cache.sched_valid = ReadSched(g_cache.template_tid, &g_cache.sched);
+    }
+    if (!self_sched_ok || !g_cache.sched_valid || !(self_sched == g_cache.sched)) {
+      diff |= Dim::kSched;
+    }
+  }
+  if (dims.has(Dim::kSigmask) && self_mask != g_cache.sigmask) diff |= Dim::kSigmask;
+  if (dims.has(Dim::kName) && memcmp(self_name, g_cache.name, 16) != 0) diff |= Dim::kName;
+  DimSet security_dims = dims & (kSecurityDims - Dim::kLandlock);
+  if (!security_dims.empty()) {
+    if (!g_cache.security_valid && g_cache.template_tid != 0) {
+      g_cache.security_valid = ReadSecurity(g_cache.template_tid, &g_cache.security);
+    }
+    if (!self_security_ok || !g_cache.security_valid) {
+      diff |= security_dims;
+    } else {
+      diff |= SecurityDifferences(self_security, g_cache.security) & security_dims;
+    }
+  }
+  return diff;
+}
+
+}  // namespace pristine

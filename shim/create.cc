@@ -1,0 +1,289 @@
+#include "create.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <cstring>
+#include <new>
+
+#include "baseline.h"
+#include "handoff.h"
+#include "interpose.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "options.h"
+#include "policy.h"
+#include "raw_syscall.h"
+#include "state.h"
+#include "taint.h"
+#include "template_thread.h"
+
+namespace pristine {
+namespace {
+
+// What a new thread must do before its start routine, when its creator was
+// not clean (direct creates) or when the template created it (forwarded).
+// Allocated by the creator, freed by the new thread (or by the creator if the
+// create fails).
+struct ChildSetup {
+  void* (*start)(void*) = nullptr;
+  int (*c11_start)(void*) = nullptr;  // C11 threads: int-returning start
+  void* arg = nullptr;
+  ThreadTaint taint;                  // the new thread's taint record
+
+  // Forwarded threads only: the caller's values of inherited dimensions.
+  bool forwarded = false;
+  bool set_sigmask = false;
+  uint64_t sigmask = 0;
+  bool set_name = false;
+  char name[16] = {};
+  bool set_sched = false;
+  int sched_policy = 0;
+  struct sched_param sched_param = {};
+  bool set_nice = false;
+  int nice = 0;
+  bool set_affinity = false;
+  cpu_set_t affinity;
+  int ns_fd[kDimCount];  // namespaces to setns into, -1 for none
+};
+
+ChildSetup* NewChildSetup(void* (*start)(void*), int (*c11_start)(void*), void* arg) {
+  void* mem = malloc(sizeof(ChildSetup));
+  if (mem == nullptr) return nullptr;
+  ChildSetup* s = new (mem) ChildSetup;
+  s->start = start;
+  s->c11_start = c11_start;
+  s->arg = arg;
+  for (int& fd : s->ns_fd) fd = -1;
+  return s;
+}
+
+void FreeChildSetup(ChildSetup* s) {
+  for (int fd : s->ns_fd) {
+    if (fd >= 0) RawSyscall(SYS_close, fd);
+  }
+  free(s);
+}
+
+// The first code of a thread created with a ChildSetup, on that thread. For
+// a forwarded thread it runs with every signal blocked (inherited from the
+// template) and restores the caller's inherited state before any code of the
+// program runs; the signal mask comes last.
+void* ChildStart(void* p) {
+  ChildSetup* s = static_cast<ChildSetup*>(p);
+  if (s->forwarded) {
+    if (s->set_name) RawSyscall(SYS_prctl, PR_SET_NAME, s->name);
+    for (int i = 0; i < kDimCount; ++i) {
+      if (s->ns_fd[i] >= 0) RawSyscall(SYS_setns, s->ns_fd[i], 0);
+    }
+    if (s->set_affinity) {
+      RawSyscall(SYS_sched_setaffinity, 0, sizeof s->affinity, &s->affinity);
+    }
+    if (s->set_sched) {
+      // Through glibc, which caches a thread's explicit scheduling parameters.
+      Real().pthread_setschedparam(pthread_self(), s->sched_policy, &s->sched_param);
+    }
+    if (s->set_nice) RawSyscall(SYS_setpriority, PRIO_PROCESS, 0, s->nice);
+  }
+  AdoptTaint(s->taint);
+  if (s->set_sigmask) {
+    uint64_t mask = s->sigmask;
+    RawSyscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, nullptr, sizeof mask);
+  }
+  void* (*start)(void*) = s->start;
+  int (*c11_start)(void*) = s->c11_start;
+  void* arg = s->arg;
+  FreeChildSetup(s);
+  if (c11_start != nullptr) {
+    // As glibc's start_thread does for thrd_create.
+    return reinterpret_cast<void*>(static_cast<uintptr_t>(c11_start(arg)));
+  }
+  return start(arg);
+}
+
+// A create request, run on the template thread.
+struct CreateRequest {
+  HandoffRequest base;
+  const pthread_attr_t* attr;
+  ChildSetup* setup;
+  pthread_t thread;
+  int result;
+};
+
+// Runs on the template thread (see template_thread.h for the rules).
+void RunCreate(HandoffRequest* req) {
+  CreateRequest* c = reinterpret_cast<CreateRequest*>(req);
+  c->result = Real().pthread_create(&c->thread, c->attr, ChildStart, c->setup);
+}
+
+bool AttrHasSigmask(const pthread_attr_t* attr) {
+  sigset_t mask;
+  return attr != nullptr && pthread_attr_getsigmask_np(attr, &mask) == 0;
+}
+
+bool AttrHasExplicitSched(const pthread_attr_t* attr) {
+  int inherit = PTHREAD_INHERIT_SCHED;
+  return attr != nullptr && pthread_attr_getinheritsched(attr, &inherit) == 0 &&
+         inherit == PTHREAD_EXPLICIT_SCHED;
+}
+
+// glibc reports "no CPU set in this attribute" as a set with every bit on.
+bool AttrHasAffinity(const pthread_attr_t* attr) {
+  if (attr == nullptr) return false;
+  cpu_set_t set;
+  if (pthread_attr_getaffinity_np(attr, sizeof set, &set) != 0) return false;
+  return CPU_COUNT(&set) != CPU_SETSIZE;
+}
+
+// Fills the forwarded thread's copy of what the policy inherits from the
+// caller. Runs on the caller, which reads its own current values: inherited
+// dimensions are copied whether or not they were found tainted.
+void CaptureInherited(ChildSetup* s, const pthread_attr_t* attr, DimSet taint,
+                      const Options& options) {
+  s->forwarded = true;
+  DimSet isolated = options.isolated;
+  s->set_sigmask = !AttrHasSigmask(attr);
+  s->sigmask = isolated.has(Dim::kSigmask) ? BaselineSigmask() : ReadSigmask();
+  s->set_name = true;
+  if (isolated.has(Dim::kName)) BaselineName(s->name);
+  else ReadName(s->name);
+  if (!isolated.has(Dim::kSched)) {
+    SchedState sched;
+    if (ReadSched(0, &sched)) {
+      s->set_sched = !AttrHasExplicitSched(attr);
+      s->sched_policy = sched.policy;
+      s->sched_param.sched_priority = sched.priority;
+      s->set_nice = true;
+      s->nice = sched.nice;
+    }
+  }
+  if (!isolated.has(Dim::kAffinity) && !AttrHasAffinity(attr)) {
+    s->set_affinity = ReadAffinity(0, &s->affinity);
+  }
+  // Namespaces the options inherit but in which the caller differs: the new
+  // thread enters the caller's through a descriptor.
+  ForEachDim((taint & kNamespaceDims) - isolated, [&](Dim d) {
+    static const char* const kLinks[] = {"/proc/thread-self/ns/net", "/proc/thread-self/ns/uts",
+                                         "/proc/thread-self/ns/ipc", "/proc/thread-self/ns/mnt",
+                                         "/proc/thread-self/ns/cgroup",
+                                         "/proc/thread-self/ns/pid_for_children",
+                                         "/proc/thread-self/ns/time_for_children"};
+    long fd = RawSyscall(SYS_openat, AT_FDCWD, kLinks[static_cast<int>(d)],
+                         O_RDONLY | O_CLOEXEC);
+    s->ns_fd[static_cast<int>(d)] = fd >= 0 ? static_cast<int>(fd) : -1;
+  });
+  // What the new thread carries that differs from the baseline: the
+  // inherited dimensions, to be verified on its first create.
+  s->taint.pending = (taint - isolated).bits();
+}
+
+// Creates the thread on the template. Returns false if no template serves (the
+// caller then creates directly); otherwise *rc is pthread_create's result.
+bool Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+             int (*c11_start)(void*), void* arg, DimSet taint, int* rc) {
+  const Options& options = CurrentOptions();
+  ChildSetup* setup = NewChildSetup(start, c11_start, arg);
+  if (setup == nullptr) {
+    *rc = EAGAIN;
+    return true;
+  }
+  CaptureInherited(setup, attr, taint, options);
+  CreateRequest req{};
+  req.base.run = RunCreate;
+  req.attr = attr;
+  req.setup = setup;
+  if (!RunOnTemplate(&req.base)) {
+    FreeChildSetup(setup);
+    return false;
+  }
+  if (req.result != 0) FreeChildSetup(setup);
+  else *thread = req.thread;
+  *rc = req.result;
+  return true;
+}
+
+// The caller creates the thread itself. When it is not clean, the new thread
+// starts with the caller's taint record, since it inherits the caller's state.
+int CreateDirect(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                 int (*c11_start)(void*), void* arg) {
+  if (!ThreadRecordedChanges()) {
+    if (c11_start != nullptr) {
+      return Real().thrd_create(reinterpret_cast<thrd_t*>(thread), c11_start, arg);
+    }
+    return Real().pthread_create(thread, attr, start, arg);
+  }
+  ChildSetup* setup = NewChildSetup(start, c11_start, arg);
+  if (setup == nullptr) return EAGAIN;
+  setup->taint = InheritedTaint();
+  int rc = Real().pthread_create(thread, attr, ChildStart, setup);
+  if (rc != 0) FreeChildSetup(setup);
+  return rc;
+}
+
+void HintMainThreadOnce(DimSet taint) {
+  static std::atomic<bool> said{false};
+  if (said.exchange(true, std::memory_order_relaxed)) return;
+  LogLine line;
+  line << "pristine: the main thread created a thread while its state differed from the "
+          "baseline (";
+  bool first = true;
+  ForEachDim(taint & CurrentOptions().isolated, [&](Dim d) {
+    line << (first ? "" : ",") << DimName(d);
+    first = false;
+  });
+  line << "); the new thread got the baseline state. If the program sets up the whole "
+          "process in main before starting threads, run it with "
+          "PRISTINE_OPTIONS=baseline=first-thread";
+  Log(line.Finish());
+}
+
+// Everything but the untainted fast path. Returns pthread_create's result.
+int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+               int (*c11_start)(void*), void* arg) {
+  if (!PrepareForCreate()) return CreateDirect(thread, attr, start, c11_start, arg);
+  const Options& options = CurrentOptions();
+  DimSet taint = CurrentTaint(options.verify == Verify::kStrict);
+  Decision decision = Decide(taint, options);
+  if (decision == Decision::kForward) {
+    int rc;
+    if (Forward(thread, attr, start, c11_start, arg, taint, &rc)) {
+      if (RawGettid() == RawGetpid()) HintMainThreadOnce(taint);
+      return rc;
+    }
+  }
+  return CreateDirect(thread, attr, start, c11_start, arg);
+}
+
+// glibc's mapping of pthread_create results to C11 (thrd_create.c).
+int C11Result(int rc) {
+  switch (rc) {
+    case 0: return thrd_success;
+    case ENOMEM: return thrd_nomem;
+    case ETIMEDOUT: return thrd_timedout;
+    case EBUSY: return thrd_busy;
+    default: return thrd_error;
+  }
+}
+
+}  // namespace
+
+int CreateThread(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                 void* arg) {
+  if (CreatePassesStraightThrough()) return Real().pthread_create(thread, attr, start, arg);
+  return CreateSlow(thread, attr, start, nullptr, arg);
+}
+
+int CreateC11Thread(thrd_t* thread, thrd_start_t start, void* arg) {
+  if (CreatePassesStraightThrough()) return Real().thrd_create(thread, start, arg);
+  if (Real().thrd_create == nullptr) return thrd_error;
+  // thrd_t and pthread_t are the same type in glibc (thrd_create.c asserts it).
+  static_assert(sizeof(thrd_t) == sizeof(pthread_t), "thrd_t is a pthread_t");
+  return C11Result(CreateSlow(reinterpret_cast<pthread_t*>(thread), nullptr, nullptr, start, arg));
+}
+
+}  // namespace pristine

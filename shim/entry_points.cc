@@ -1,0 +1,288 @@
+// The functions libpristine.so exports in place of libc's. Each one only
+// routes: it calls the real function (interpose.h) and tells the modules that
+// keep the per-thread record what may have changed (taint.h), or hands thread
+// creation to create.h. They run on any thread of the host, possibly before
+// the library constructor; none runs on the template.
+//
+// Changes a thread makes to itself are recorded as pending on that thread,
+// whatever the call returned: a pending dimension is only re-read from the
+// kernel, so a failed call costs one extra read and nothing else.
+
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
+#include "baseline.h"
+#include "create.h"
+#include "interpose.h"
+#include "lifecycle.h"
+#include "raw_syscall.h"
+#include "taint.h"
+
+namespace pristine {
+namespace {
+
+bool IsSelfTid(long tid) { return tid == 0 || tid == RawGettid(); }
+
+bool IsSelf(pthread_t thread) { return pthread_equal(thread, pthread_self()); }
+
+// Records a change that `target_is_self` says hit the calling thread or another.
+void NoteChange(bool target_is_self, DimSet dims) {
+  if (target_is_self) NoteSelfChange(dims);
+  else NoteCrossThreadChange();
+}
+
+// A glibc setuid-family call changed every thread (glibc broadcasts it), the
+// template included: the baseline's privileges moved with the process.
+void NoteProcessWideCredentialChange() {
+  BaselineInvalidateSecurity();
+  NoteRebase();
+}
+
+DimSet DimsChangedByPrctl(int option) {
+  switch (option) {
+    case PR_SET_NAME: return Dim::kName;
+    case PR_SET_NO_NEW_PRIVS: return Dim::kNnp;
+    case PR_SET_SECCOMP: return Dim::kSeccomp;
+    case PR_CAPBSET_DROP:
+    case PR_CAP_AMBIENT:
+    case PR_SET_SECUREBITS:
+    case PR_SET_KEEPCAPS: return Dim::kCaps;
+    default: return DimSet();
+  }
+}
+
+// A libc-wrapper-shaped call: returns -1 and sets errno on failure.
+long SyscallResult(long raw) {
+  if (raw < 0 && raw > -4096) {
+    errno = static_cast<int>(-raw);
+    return -1;
+  }
+  return raw;
+}
+
+}  // namespace
+}  // namespace pristine
+
+using namespace pristine;
+
+PRISTINE_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
+                                   void* (*start)(void*), void* arg) {
+  return CreateThread(thread, attr, start, arg);
+}
+
+PRISTINE_EXPORT int thrd_create(thrd_t* thread, thrd_start_t start, void* arg) {
+  return CreateC11Thread(thread, start, arg);
+}
+
+PRISTINE_EXPORT int setns(int fd, int nstype) {
+  BeforeSelfChange();
+  int rc = Real().setns(fd, nstype);
+  if (rc == 0) NoteSelfChange(DimsChangedBySetns(fd, nstype));
+  return rc;
+}
+
+PRISTINE_EXPORT int unshare(int flags) {
+  BeforeSelfChange();
+  int rc = Real().unshare(flags);
+  NoteSelfChange(DimsChangedByUnshare(flags));
+  return rc;
+}
+
+PRISTINE_EXPORT int sched_setaffinity(pid_t pid, size_t size, const cpu_set_t* set) {
+  bool self = IsSelfTid(pid);
+  if (self) BeforeSelfChange();
+  int rc = Real().sched_setaffinity(pid, size, set);
+  NoteChange(self, Dim::kAffinity);
+  return rc;
+}
+
+PRISTINE_EXPORT int pthread_setaffinity_np(pthread_t thread, size_t size,
+                                           const cpu_set_t* set) {
+  bool self = IsSelf(thread);
+  if (self) BeforeSelfChange();
+  int rc = Real().pthread_setaffinity_np(thread, size, set);
+  NoteChange(self, Dim::kAffinity);
+  return rc;
+}
+
+PRISTINE_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
+  if (set != nullptr) BeforeSelfChange();
+  int rc = Real().pthread_sigmask(how, set, old);
+  if (set != nullptr) NoteSelfChange(Dim::kSigmask);
+  return rc;
+}
+
+PRISTINE_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
+  if (set != nullptr) BeforeSelfChange();
+  int rc = Real().sigprocmask(how, set, old);
+  if (set != nullptr) NoteSelfChange(Dim::kSigmask);
+  return rc;
+}
+
+PRISTINE_EXPORT int sched_setscheduler(pid_t pid, int policy, const struct sched_param* param) {
+  bool self = IsSelfTid(pid);
+  if (self) BeforeSelfChange();
+  int rc = Real().sched_setscheduler(pid, policy, param);
+  NoteChange(self, Dim::kSched);
+  return rc;
+}
+
+PRISTINE_EXPORT int sched_setparam(pid_t pid, const struct sched_param* param) {
+  bool self = IsSelfTid(pid);
+  if (self) BeforeSelfChange();
+  int rc = Real().sched_setparam(pid, param);
+  NoteChange(self, Dim::kSched);
+  return rc;
+}
+
+PRISTINE_EXPORT int pthread_setschedparam(pthread_t thread, int policy,
+                                          const struct sched_param* param) {
+  bool self = IsSelf(thread);
+  if (self) BeforeSelfChange();
+  int rc = Real().pthread_setschedparam(thread, policy, param);
+  NoteChange(self, Dim::kSched);
+  return rc;
+}
+
+PRISTINE_EXPORT int pthread_setschedprio(pthread_t thread, int prio) {
+  bool self = IsSelf(thread);
+  if (self) BeforeSelfChange();
+  int rc = Real().pthread_setschedprio(thread, prio);
+  NoteChange(self, Dim::kSched);
+  return rc;
+}
+
+PRISTINE_EXPORT int setpriority(__priority_which_t which, id_t who, int prio) {
+  // On Linux PRIO_PROCESS names one thread; a group or user means many.
+  bool self = which == PRIO_PROCESS && IsSelfTid(static_cast<long>(who));
+  if (self) BeforeSelfChange();
+  int rc = Real().setpriority(which, who, prio);
+  NoteChange(self, Dim::kSched);
+  return rc;
+}
+
+PRISTINE_EXPORT int nice(int inc) {
+  BeforeSelfChange();
+  int rc = Real().nice(inc);
+  NoteSelfChange(Dim::kSched);
+  return rc;
+}
+
+PRISTINE_EXPORT int pthread_setname_np(pthread_t thread, const char* name) {
+  bool self = IsSelf(thread);
+  if (self) BeforeSelfChange();
+  int rc = Real().pthread_setname_np(thread, name);
+  NoteChange(self, Dim::kName);
+  return rc;
+}
+
+PRISTINE_EXPORT int prctl(int option, ...) {
+  va_list ap;
+  va_start(ap, option);
+  unsigned long a2 = va_arg(ap, unsigned long);
+  unsigned long a3 = va_arg(ap, unsigned long);
+  unsigned long a4 = va_arg(ap, unsigned long);
+  unsigned long a5 = va_arg(ap, unsigned long);
+  va_end(ap);
+  DimSet dims = DimsChangedByPrctl(option);
+  if (!dims.empty()) BeforeSelfChange();
+  int rc = Real().prctl(option, a2, a3, a4, a5);
+  if (!dims.empty()) NoteSelfChange(dims);
+  return rc;
+}
+
+PRISTINE_EXPORT int capset(void* header, const void* data) {
+  BeforeSelfChange();
+  int rc = Real().capset(header, data);
+  NoteSelfChange(Dim::kCaps);
+  return rc;
+}
+
+// glibc's set*id functions change every thread of the process.
+#define PRISTINE_PROCESS_WIDE_CRED(name, params, args) \
+  PRISTINE_EXPORT int name params {                    \
+    int rc = Real().name args;                         \
+    NoteProcessWideCredentialChange();                 \
+    return rc;                                         \
+  }
+PRISTINE_PROCESS_WIDE_CRED(setuid, (uid_t u), (u))
+PRISTINE_PROCESS_WIDE_CRED(seteuid, (uid_t u), (u))
+PRISTINE_PROCESS_WIDE_CRED(setreuid, (uid_t r, uid_t e), (r, e))
+PRISTINE_PROCESS_WIDE_CRED(setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s))
+PRISTINE_PROCESS_WIDE_CRED(setgid, (gid_t g), (g))
+PRISTINE_PROCESS_WIDE_CRED(setegid, (gid_t g), (g))
+PRISTINE_PROCESS_WIDE_CRED(setregid, (gid_t r, gid_t e), (r, e))
+PRISTINE_PROCESS_WIDE_CRED(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))
+PRISTINE_PROCESS_WIDE_CRED(setgroups, (size_t n, const gid_t* g), (n, g))
+#undef PRISTINE_PROCESS_WIDE_CRED
+
+// syscall(2): the same changes made without libc's wrappers. Raw credential
+// calls change only the calling thread (unlike glibc's wrappers).
+PRISTINE_EXPORT long syscall(long nr, ...) {
+  va_list ap;
+  va_start(ap, nr);
+  long a[6];
+  for (long& v : a) v = va_arg(ap, long);
+  va_end(ap);
+  switch (nr) {
+    case SYS_setns:
+      return setns(static_cast<int>(a[0]), static_cast<int>(a[1]));
+    case SYS_unshare:
+      return unshare(static_cast<int>(a[0]));
+    case SYS_sched_setaffinity:
+      return sched_setaffinity(static_cast<pid_t>(a[0]), static_cast<size_t>(a[1]),
+                               reinterpret_cast<const cpu_set_t*>(a[2]));
+    case SYS_prctl:
+      return prctl(static_cast<int>(a[0]), a[1], a[2], a[3], a[4]);
+    case SYS_capset:
+      return capset(reinterpret_cast<void*>(a[0]), reinterpret_cast<const void*>(a[1]));
+    default:
+      break;
+  }
+  DimSet self_dims;
+  bool cross = false;
+  switch (nr) {
+    case SYS_rt_sigprocmask:
+      if (a[1] != 0) self_dims = Dim::kSigmask;
+      break;
+    case SYS_sched_setscheduler:
+    case SYS_sched_setparam:
+    case SYS_sched_setattr:
+      if (IsSelfTid(a[0])) self_dims = Dim::kSched;
+      else cross = true;
+      break;
+    case SYS_setpriority:
+      if (a[0] == PRIO_PROCESS && IsSelfTid(a[1])) self_dims = Dim::kSched;
+      else cross = true;
+      break;
+    case SYS_seccomp:
+      self_dims = Dim::kSeccomp;
+      break;
+#ifdef SYS_landlock_restrict_self
+    case SYS_landlock_restrict_self:
+      self_dims = Dim::kLandlock;
+      break;
+#endif
+    case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
+    case SYS_setresuid: case SYS_setresgid: case SYS_setgroups:
+    case SYS_setfsuid: case SYS_setfsgid:
+      self_dims = DimSet(Dim::kCreds) | Dim::kCaps;
+      break;
+    default:
+      break;
+  }
+  if (!self_dims.empty()) BeforeSelfChange();
+  long rc;
+  if (Real().syscall != nullptr) {
+    rc = Real().syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  } else {
+    rc = SyscallResult(RawSyscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
+  }
+  if (!self_dims.empty()) NoteSelfChange(self_dims);
+  if (cross) NoteCrossThreadChange();
+  return rc;
+}

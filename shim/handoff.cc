@@ -1,0 +1,58 @@
+#include "handoff.h"
+
+namespace pristine {
+
+void HandoffQueue::Push(HandoffRequest* req) {
+  HandoffRequest* old = head_.load(std::memory_order_relaxed);
+  do {
+    req->next = old;
+  } while (!head_.compare_exchange_weak(old, req, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed));
+  // Pairs with TakeAll: either the consumer's re-check of head_ sees this
+  // request, or this exchange sees kSleeping and wakes it (both seq_cst).
+  if (consumer_.exchange(kAwake, std::memory_order_seq_cst) == kSleeping) {
+    FutexWakeOne(&consumer_);
+  }
+}
+
+void HandoffQueue::Await(HandoffRequest* req) {
+  while (req->done.load(std::memory_order_acquire) == 0) {
+    FutexWait(&req->done, 0);
+  }
+}
+
+HandoffRequest* HandoffQueue::TakeAll() {
+  for (;;) {
+    HandoffRequest* list = head_.exchange(nullptr, std::memory_order_acquire);
+    if (list == nullptr) {
+      consumer_.store(kSleeping, std::memory_order_seq_cst);
+      if (head_.load(std::memory_order_seq_cst) == nullptr) {
+        FutexWait(&consumer_, kSleeping);
+      }
+      consumer_.store(kAwake, std::memory_order_relaxed);
+      continue;
+    }
+    // The stack is newest first; reverse it so callers are served in order.
+    HandoffRequest* fifo = nullptr;
+    while (list != nullptr) {
+      HandoffRequest* next = list->next;
+      list->next = fifo;
+      fifo = list;
+      list = next;
+    }
+    return fifo;
+  }
+}
+
+void HandoffQueue::Complete(HandoffRequest* req) {
+  FutexWord* word = &req->done;
+  word->store(1, std::memory_order_release);
+  FutexWakeOne(word);
+}
+
+void HandoffQueue::ResetAfterFork() {
+  head_.store(nullptr, std::memory_order_relaxed);
+  consumer_.store(kAwake, std::memory_order_relaxed);
+}
+
+}  // namespace pristine

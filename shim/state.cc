@@ -1,0 +1,206 @@
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <linux/kcmp.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "raw_syscall.h"
+
+namespace pristine {
+namespace {
+
+// Writes "/proc/thread-self/<leaf>" or "/proc/self/task/<tid>/<leaf>".
+void ThreadProcPath(int tid, const char* leaf, char* out, size_t cap) {
+  const char* prefix = tid == 0 ? "/proc/thread-self/" : "/proc/self/task/";
+  size_t n = 0;
+  auto put = [&](const char* s) {
+    while (*s && n + 1 < cap) out[n++] = *s++;
+  };
+  put(prefix);
+  if (tid != 0) {
+    char digits[12];
+    int d = 0;
+    for (unsigned v = static_cast<unsigned>(tid); v; v /= 10) digits[d++] = '0' + v % 10;
+    while (d && n + 1 < cap) out[n++] = digits[--d];
+    put("/");
+  }
+  put(leaf);
+  out[n] = '\0';
+}
+
+const char* NamespaceLeaf(Dim ns) {
+  switch (ns) {
+    case Dim::kNet: return "ns/net";
+    case Dim::kUts: return "ns/uts";
+    case Dim::kIpc: return "ns/ipc";
+    case Dim::kMnt: return "ns/mnt";
+    case Dim::kCgroup: return "ns/cgroup";
+    case Dim::kPid: return "ns/pid_for_children";
+    case Dim::kTime: return "ns/time_for_children";
+    default: return nullptr;
+  }
+}
+
+// Reads a small /proc file into buf (NUL-terminated); returns its length or -1.
+long ReadSmallFile(const char* path, char* buf, size_t cap) {
+  long fd = RawSyscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t n = 0;
+  while (n + 1 < cap) {
+    long r = RawSyscall(SYS_read, fd, buf + n, cap - 1 - n);
+    if (r == -EINTR) continue;
+    if (r <= 0) break;
+    n += static_cast<size_t>(r);
+  }
+  RawSyscall(SYS_close, fd);
+  buf[n] = '\0';
+  return static_cast<long>(n);
+}
+
+// Finds "Key:\t" at a line start; returns a pointer past it or nullptr.
+const char* FindField(const char* text, const char* key) {
+  size_t klen = strlen(key);
+  for (const char* p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : nullptr) {
+    if (strncmp(p, key, klen) == 0 && p[klen] == ':') return p + klen + 1;
+  }
+  return nullptr;
+}
+
+uint64_t ParseHex(const char* p) {
+  while (*p == ' ' || *p == '\t') ++p;
+  uint64_t v = 0;
+  for (;; ++p) {
+    int d;
+    if (*p >= '0' && *p <= '9') d = *p - '0';
+    else if (*p >= 'a' && *p <= 'f') d = *p - 'a' + 10;
+    else break;
+    v = v << 4 | static_cast<uint64_t>(d);
+  }
+  return v;
+}
+
+// Parses up to n whitespace-separated decimals.
+void ParseDecimals(const char* p, uint32_t* out, int n) {
+  for (int i = 0; i < n; ++i) {
+    while (*p == ' ' || *p == '\t') ++p;
+    uint32_t v = 0;
+    while (*p >= '0' && *p <= '9') v = v * 10 + static_cast<uint32_t>(*p++ - '0');
+    out[i] = v;
+  }
+}
+
+uint64_t HashLine(const char* p) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (; p && *p && *p != '\n'; ++p) h = (h ^ static_cast<unsigned char>(*p)) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+int NamespaceCloneFlag(Dim ns) {
+  switch (ns) {
+    case Dim::kNet: return CLONE_NEWNET;
+    case Dim::kUts: return CLONE_NEWUTS;
+    case Dim::kIpc: return CLONE_NEWIPC;
+    case Dim::kMnt: return CLONE_NEWNS;
+    case Dim::kCgroup: return CLONE_NEWCGROUP;
+    case Dim::kPid: return CLONE_NEWPID;
+    case Dim::kTime: return 0x00000080;  // CLONE_NEWTIME, absent from older headers
+    default: return 0;
+  }
+}
+
+bool ReadNamespaceId(int tid, Dim ns, uint64_t* id) {
+  const char* leaf = NamespaceLeaf(ns);
+  if (leaf == nullptr) return false;
+  char path[64];
+  ThreadProcPath(tid, leaf, path, sizeof path);
+  struct stat st;
+  if (RawSyscall(SYS_newfstatat, AT_FDCWD, path, &st, 0) != 0) return false;
+  *id = st.st_ino;
+  return true;
+}
+
+int SharesWith(int other_tid, Dim fs_or_files) {
+  int type = fs_or_files == Dim::kFs ? KCMP_FS : KCMP_FILES;
+  long r = RawSyscall(SYS_kcmp, RawGettid(), other_tid, type, 0, 0);
+  if (r < 0) return -1;
+  return r == 0 ? 1 : 0;
+}
+
+bool ReadAffinity(int tid, cpu_set_t* out) {
+  memset(out, 0, sizeof *out);
+  return RawSyscall(SYS_sched_getaffinity, tid, sizeof *out, out) > 0;
+}
+
+bool ReadSched(int tid, SchedState* out) {
+  long policy = RawSyscall(SYS_sched_getscheduler, tid);
+  struct sched_param param = {};
+  if (policy < 0 || RawSyscall(SYS_sched_getparam, tid, &param) < 0) return false;
+  // The raw getpriority returns 20 - nice, so that it is never negative.
+  long prio = RawSyscall(SYS_getpriority, PRIO_PROCESS, tid);
+  if (prio < 0) return false;
+  out->policy = static_cast<int>(policy) & ~SCHED_RESET_ON_FORK;
+  out->priority = param.sched_priority;
+  out->nice = 20 - static_cast<int>(prio);
+  return true;
+}
+
+uint64_t ReadSigmask() {
+  uint64_t set = 0;
+  RawSyscall(SYS_rt_sigprocmask, SIG_BLOCK, nullptr, &set, sizeof set);
+  return set & ~kGlibcInternalSignals;
+}
+
+void ReadName(char out[16]) {
+  memset(out, 0, 16);
+  RawSyscall(SYS_prctl, PR_GET_NAME, out);
+  out[15] = '\0';
+}
+
+bool ReadSecurity(int tid, SecurityState* out) {
+  char path[64];
+  ThreadProcPath(tid, "status", path, sizeof path);
+  char buf[4096];
+  if (ReadSmallFile(path, buf, sizeof buf) <= 0) return false;
+  const char* f;
+  if (!(f = FindField(buf, "CapInh"))) return false;
+  out->cap_inh = ParseHex(f);
+  if ((f = FindField(buf, "CapPrm"))) out->cap_prm = ParseHex(f);
+  if ((f = FindField(buf, "CapEff"))) out->cap_eff = ParseHex(f);
+  if ((f = FindField(buf, "CapBnd"))) out->cap_bnd = ParseHex(f);
+  if ((f = FindField(buf, "CapAmb"))) out->cap_amb = ParseHex(f);
+  uint32_t one = 0;
+  if ((f = FindField(buf, "NoNewPrivs"))) { ParseDecimals(f, &one, 1); out->no_new_privs = static_cast<int>(one); }
+  if ((f = FindField(buf, "Seccomp"))) { ParseDecimals(f, &one, 1); out->seccomp_mode = static_cast<int>(one); }
+  if ((f = FindField(buf, "Seccomp_filters"))) { ParseDecimals(f, &one, 1); out->seccomp_filters = static_cast<int>(one); }
+  if ((f = FindField(buf, "Uid"))) ParseDecimals(f, out->uid, 4);
+  if ((f = FindField(buf, "Gid"))) ParseDecimals(f, out->gid, 4);
+  out->groups_hash = HashLine(FindField(buf, "Groups"));
+  return true;
+}
+
+DimSet SecurityDifferences(const SecurityState& a, const SecurityState& b) {
+  DimSet d;
+  if (a.cap_inh != b.cap_inh || a.cap_prm != b.cap_prm || a.cap_eff != b.cap_eff ||
+      a.cap_bnd != b.cap_bnd || a.cap_amb != b.cap_amb) {
+    d |= Dim::kCaps;
+  }
+  if (a.no_new_privs != b.no_new_privs) d |= Dim::kNnp;
+  if (a.seccomp_mode != b.seccomp_mode || a.seccomp_filters != b.seccomp_filters) {
+    d |= Dim::kSeccomp;
+  }
+  if (memcmp(a.uid, b.uid, sizeof a.uid) != 0 || memcmp(a.gid, b.gid, sizeof a.gid) != 0 ||
+      a.groups_hash != b.groups_hash) {
+    d |= Dim::kCreds;
+  }
+  return d;
+}
+
+}  // namespace pristine

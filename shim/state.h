@@ -1,0 +1,70 @@
+// Reading one dimension of a thread's kernel state.
+//
+// Every reader here uses raw system calls only and writes into caller-owned
+// storage: no allocation, no stdio, no locks, no errno. They may be called on
+// any thread, including the template thread and a half-initialised process.
+// A reader returns false when the kernel would not tell (no /proc, a seccomp
+// filter, an old kernel); callers treat "unknown" conservatively.
+#ifndef PRISTINE_SHIM_STATE_H_
+#define PRISTINE_SHIM_STATE_H_
+
+#include <sched.h>
+
+#include <cstdint>
+
+#include "dimension.h"
+
+namespace pristine {
+
+// A namespace's identity: the inode of its nsfs file (dev is the same for all).
+// `tid` 0 means the calling thread. Only the seven namespace dimensions.
+bool ReadNamespaceId(int tid, Dim ns, uint64_t* id);
+
+// The CLONE_NEW* flag of a namespace dimension (CLONE_NEWPID for kPid, ...).
+int NamespaceCloneFlag(Dim ns);
+
+// Whether the calling thread shares its fs_struct (Dim::kFs) or fd table
+// (Dim::kFiles) with thread `other_tid`, via kcmp(2). Returns 1 shared,
+// 0 private, -1 unknown (no kcmp, no permission).
+int SharesWith(int other_tid, Dim fs_or_files);
+
+struct SchedState {
+  int policy = 0;
+  int priority = 0;
+  int nice = 0;
+  bool operator==(const SchedState& o) const {
+    return policy == o.policy && priority == o.priority && nice == o.nice;
+  }
+};
+
+// `tid` 0 means the calling thread; another thread's values can be read too.
+bool ReadAffinity(int tid, cpu_set_t* out);
+bool ReadSched(int tid, SchedState* out);
+
+// The calling thread's blocked signals, as the kernel's 64-bit set, with
+// glibc's two internal signals (SIGCANCEL, SIGSETXID) masked out: glibc never
+// lets a program block them, so they are not part of the program's state.
+uint64_t ReadSigmask();
+constexpr uint64_t kGlibcInternalSignals = (1ull << (32 - 1)) | (1ull << (33 - 1));
+
+// The calling thread's name (comm), NUL-terminated, 16 bytes.
+void ReadName(char out[16]);
+
+// Privileges and restrictions of a thread, from /proc/.../status.
+struct SecurityState {
+  uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
+  int no_new_privs = 0;
+  int seccomp_mode = 0;
+  int seccomp_filters = 0;          // stacked filters (Linux 5.9+; else 0)
+  uint32_t uid[4] = {0, 0, 0, 0};  // real, effective, saved, fs
+  uint32_t gid[4] = {0, 0, 0, 0};
+  uint64_t groups_hash = 0;        // of the Groups: line
+};
+bool ReadSecurity(int tid, SecurityState* out);
+
+// Which security dimensions differ between `a` (a caller) and `b` (baseline).
+DimSet SecurityDifferences(const SecurityState& a, const SecurityState& b);
+
+}  // namespace pristine
+
+#endif  // PRISTINE_SHIM_STATE_H_

@@ -1,0 +1,92 @@
+// Which dimensions of the calling thread differ from the baseline, at a cost
+// close to nothing for a thread that never changed its state.
+//
+// Reading every dimension from the kernel costs about as much as creating a
+// thread (eight namespace links alone ~15 us). So in verify=fast mode each
+// thread keeps a record of what may have changed: the entry points that change
+// per-thread state (setns, unshare, sched_setaffinity, syscall(2) forms, ...)
+// mark the dimensions they touch as *pending*; the next create reads only the
+// pending dimensions from the kernel and caches the result as *known*. Changes
+// one thread makes to another (sched_setaffinity(tid)) and rebases advance a
+// process-wide epoch that sends every thread back to the kernel once.
+// verify=strict reads every dimension on every create.
+//
+// A thread that never changed anything has an all-zero record and current
+// epochs: the create path tests that with a few loads (ThreadLooksUntainted).
+#ifndef PRISTINE_SHIM_TAINT_H_
+#define PRISTINE_SHIM_TAINT_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "dimension.h"
+
+namespace pristine {
+
+// Per-thread record. Zero-initialised TLS: a new thread starts clean, which is
+// right for a thread created by a clean creator; creators that are not clean
+// hand their record on (InheritedTaint / AdoptTaint).
+struct ThreadTaint {
+  uint32_t pending = 0;       // dims that may have changed since last verified
+  uint32_t known = 0;         // dims verified to differ from the baseline
+  uint32_t cross_epoch = 0;   // last g_cross_epoch verified against
+  uint32_t rebase_epoch = 0;  // last g_rebase_epoch verified against
+};
+
+namespace taint_internal {
+extern __thread ThreadTaint t_taint __attribute__((tls_model("initial-exec")));
+extern std::atomic<uint32_t> g_cross_epoch;
+extern std::atomic<uint32_t> g_rebase_epoch;
+}  // namespace taint_internal
+
+// The create path's test: true if the calling thread is known to be in the
+// baseline state without asking the kernel. Any thread; a few loads.
+inline bool ThreadLooksUntainted() {
+  using namespace taint_internal;
+  const ThreadTaint& t = t_taint;
+  return (t.pending | t.known) == 0 &&
+         t.cross_epoch == g_cross_epoch.load(std::memory_order_relaxed) &&
+         t.rebase_epoch == g_rebase_epoch.load(std::memory_order_relaxed);
+}
+
+// The calling thread changed its own state in `dims` (after the change).
+void NoteSelfChange(DimSet dims);
+
+// The dimensions unshare(flags) changes on the calling thread.
+DimSet DimsChangedByUnshare(int flags);
+
+// The dimensions setns(fd, nstype) changes. nstype 0 (any) is resolved by
+// asking the kernel what `fd` refers to; a pidfd carries CLONE_NEW* flags.
+DimSet DimsChangedBySetns(int fd, int nstype);
+
+// Some thread changed another thread's affinity, scheduling or name.
+void NoteCrossThreadChange();
+
+// The baseline changed: every thread must compare itself afresh.
+void NoteRebase();
+
+// The calling thread's taint: which dimensions differ from the baseline now.
+// verify=fast reads only what may have changed; verify=strict reads all.
+// Not on the template thread.
+DimSet CurrentTaint(bool strict);
+
+// Whether the calling thread has recorded any change since it was last known
+// to be clean (pending or known dimensions), regardless of epochs.
+bool ThreadRecordedChanges();
+
+// The record a thread created directly (not forwarded) by the calling thread
+// should start with: it inherits the caller's state, so whatever the caller
+// had is pending on the child too.
+ThreadTaint InheritedTaint();
+
+// Installs `t` as the calling thread's record (the first thing a new thread
+// does when its creator was not clean), with current epochs.
+void AdoptTaint(const ThreadTaint& t);
+
+// The calling thread is the baseline now (it just started the template, or it
+// is the only thread of a forked child): clean, current epochs.
+void MarkThreadClean();
+
+}  // namespace pristine
+
+#endif  // PRISTINE_SHIM_TAINT_H_

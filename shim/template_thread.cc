@@ -1,0 +1,124 @@
+#include "template_thread.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+
+#include <atomic>
+
+#include "baseline.h"
+#include "interpose.h"
+#include "raw_syscall.h"
+
+namespace pristine {
+namespace {
+
+constexpr size_t kTemplateStackSize = 64 * 1024;
+constexpr char kTemplateName[] = "pristine-tmpl";
+
+HandoffQueue g_queue;
+pthread_t g_thread;
+std::atomic<bool> g_running{false};
+// Callers between their check of g_running and the end of their wait.
+// StopTemplate waits for it to drain, so no request is pushed to a template
+// that is about to exit.
+std::atomic<uint32_t> g_users{0};
+FutexWord g_tid{0};  // the template's tid once it runs, 0 before
+
+// Asks the template loop to return after the current batch.
+struct StopRequest {
+  HandoffRequest base;
+  bool* stop;
+};
+
+void RunStop(HandoffRequest* req) { *reinterpret_cast<StopRequest*>(req)->stop = true; }
+
+// The template's body. Runs on the template thread: only raw system calls,
+// the queue, and request run functions (which follow the same rules).
+void* TemplateMain(void*) {
+  RawSyscall(SYS_prctl, PR_SET_NAME, kTemplateName);
+  g_tid.store(static_cast<uint32_t>(RawGettid()), std::memory_order_release);
+  FutexWakeAll(&g_tid);
+  bool stop = false;
+  while (!stop) {
+    HandoffRequest* req = g_queue.TakeAll();
+    while (req != nullptr) {
+      HandoffRequest* next = req->next;  // read before completion frees it
+      if (req->run == RunStop) reinterpret_cast<StopRequest*>(req)->stop = &stop;
+      req->run(req);
+      HandoffQueue::Complete(req);
+      req = next;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+bool StartTemplate() {
+  ResolveRealFunctions();
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kTemplateStackSize);
+  // All signals blocked from its first instruction: no handler of the host
+  // ever runs on the template. (glibc keeps its own internal signals, so a
+  // process-wide setuid still reaches it.)
+  sigset_t all;
+  sigfillset(&all);
+  pthread_attr_setsigmask_np(&attr, &all);
+  g_tid.store(0, std::memory_order_relaxed);
+  int rc = Real().pthread_create(&g_thread, &attr, TemplateMain, nullptr);
+  if (rc == EINVAL) {
+    // A process with a large static TLS does not fit in 64 KiB.
+    pthread_attr_setstacksize(&attr, 0);
+    pthread_attr_destroy(&attr);
+    pthread_attr_init(&attr);
+    pthread_attr_setsigmask_np(&attr, &all);
+    rc = Real().pthread_create(&g_thread, &attr, TemplateMain, nullptr);
+  }
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return false;
+  // The baseline refers to the template by tid, so wait for it to publish.
+  uint32_t tid;
+  while ((tid = g_tid.load(std::memory_order_acquire)) == 0) FutexWait(&g_tid, 0);
+  BaselineReset(static_cast<int>(tid));
+  g_running.store(true, std::memory_order_release);
+  return true;
+}
+
+bool TemplateRunning() { return g_running.load(std::memory_order_acquire); }
+
+bool RunOnTemplate(HandoffRequest* req) {
+  // seq_cst on both sides (here and in StopTemplate): either this sees
+  // g_running false, or StopTemplate sees this caller in g_users.
+  g_users.fetch_add(1, std::memory_order_seq_cst);
+  bool running = g_running.load(std::memory_order_seq_cst);
+  if (running) {
+    g_queue.Push(req);
+    HandoffQueue::Await(req);
+  }
+  g_users.fetch_sub(1, std::memory_order_release);
+  return running;
+}
+
+void StopTemplate() {
+  if (!TemplateRunning()) return;
+  g_running.store(false, std::memory_order_seq_cst);
+  // Requests already admitted are served before the template stops.
+  while (g_users.load(std::memory_order_seq_cst) != 0) RawSyscall(SYS_sched_yield);
+  StopRequest stop{};
+  stop.base.run = RunStop;
+  g_queue.Push(&stop.base);
+  HandoffQueue::Await(&stop.base);
+  pthread_join(g_thread, nullptr);
+}
+
+void ForgetTemplateAfterFork() {
+  g_queue.ResetAfterFork();
+  g_running.store(false, std::memory_order_relaxed);
+  g_users.store(0, std::memory_order_relaxed);
+  g_tid.store(0, std::memory_order_relaxed);
+}
+
+}  // namespace pristine

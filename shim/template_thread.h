@@ -1,0 +1,40 @@
+// The template thread: a thread in the baseline state that does work, chiefly
+// creating threads, on behalf of threads that may be tainted (the idea of Go's
+// runtime templateThread, src/runtime/proc.go).
+//
+// Rules for everything that runs on the template (request run functions
+// included): never call into the dynamic loader (dlsym, dladdr, dlopen, lazy
+// PLT binding of a not-yet-bound function, C++ thread_local destructors) and
+// never wait on anything a caller may hold: a caller may be inside a
+// constructor run by dlopen, holding the loader's lock, and waits for us.
+#ifndef PRISTINE_SHIM_TEMPLATE_THREAD_H_
+#define PRISTINE_SHIM_TEMPLATE_THREAD_H_
+
+#include "handoff.h"
+
+namespace pristine {
+
+// Starts the template from the calling thread, whose state it inherits and
+// which therefore defines the baseline: the calling thread must itself be in
+// the state new threads should get. Not on the template; not concurrently with
+// StopTemplate. Returns false (and changes nothing) if the thread could not
+// be created.
+bool StartTemplate();
+
+// Whether a template is serving requests.
+bool TemplateRunning();
+
+// Runs `req` on the template and waits for it. Returns false, without running
+// it, when no template is serving. Any thread but the template.
+bool RunOnTemplate(HandoffRequest* req);
+
+// Stops the template and waits until its thread has exited. The process then
+// has one thread fewer. Any thread but the template.
+void StopTemplate();
+
+// Forked child only: the template did not survive the fork.
+void ForgetTemplateAfterFork();
+
+}  // namespace pristine
+
+#endif  // PRISTINE_SHIM_TEMPLATE_THREAD_H_
