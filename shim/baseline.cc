@@ -13,21 +13,23 @@ namespace {
 struct Cache {
   FutexMutex mu;
   int template_tid ABSL_GUARDED_BY(mu) = 0;
+  // The snapshot dimensions.
   uint64_t sigmask ABSL_GUARDED_BY(mu) = 0;
   char name[16] ABSL_GUARDED_BY(mu) = {};
+  SchedState sched ABSL_GUARDED_BY(mu);
+  bool sched_ok ABSL_GUARDED_BY(mu) = false;
+  // Read from the template on first need.
 
   uint32_t ns_valid ABSL_GUARDED_BY(mu) = 0;  // bit per namespace Dim
   uint64_t ns[kDimCount] ABSL_GUARDED_BY(mu) = {};
   bool affinity_valid ABSL_GUARDED_BY(mu) = false;
   cpu_set_t affinity ABSL_GUARDED_BY(mu);
-  bool sched_valid ABSL_GUARDED_BY(mu) = false;
-  SchedState sched ABSL_GUARDED_BY(mu);
   bool security_valid ABSL_GUARDED_BY(mu) = false;
   SecurityState security ABSL_GUARDED_BY(mu);
 
   void ForgetValues() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     ns_valid = 0;
-    affinity_valid = sched_valid = security_valid = false;
+    affinity_valid = security_valid = false;
   }
 };
 
@@ -37,8 +39,7 @@ Cache g_cache;
 bool BaselineNamespace(Dim d, uint64_t* id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_cache.mu) {
   uint32_t bit = DimSet(d).bits();
   if (!(g_cache.ns_valid & bit)) {
-    if (g_cache.template_tid == 0 ||
-        !ReadNamespaceId(g_cache.template_tid, d, &g_cache.ns[static_cast<int>(d)])) {
+    if (!ReadNamespaceId(g_cache.template_tid, d, &g_cache.ns[static_cast<int>(d)])) {
       return false;
     }
     g_cache.ns_valid |= bit;
@@ -49,14 +50,24 @@ bool BaselineNamespace(Dim d, uint64_t* id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_cach
 
 }  // namespace
 
-void BaselineReset(int template_tid) {
+void BaselineCaptureSnapshot() {
   uint64_t mask = ReadSigmask();
   char name[16];
   ReadName(name);
+  SchedState sched;
+  bool sched_ok = ReadSched(0, &sched);
   FutexLock lock(&g_cache.mu);
-  g_cache.template_tid = template_tid;
   g_cache.sigmask = mask;
   memcpy(g_cache.name, name, sizeof name);
+  g_cache.sched = sched;
+  g_cache.sched_ok = sched_ok;
+  g_cache.template_tid = 0;
+  g_cache.ForgetValues();
+}
+
+void BaselineSetTemplate(int template_tid) {
+  FutexLock lock(&g_cache.mu);
+  g_cache.template_tid = template_tid;
   g_cache.ForgetValues();
 }
 
@@ -82,6 +93,13 @@ void BaselineName(char out[16]) {
   memcpy(out, g_cache.name, 16);
 }
 
+void BaselineSched(int* policy, int* priority, int* nice) {
+  FutexLock lock(&g_cache.mu);
+  *policy = g_cache.sched.policy;
+  *priority = g_cache.sched.priority;
+  *nice = g_cache.sched.nice;
+}
+
 DimSet BaselineDifferences(DimSet dims) {
   DimSet diff;
   // The caller's own values first, without the lock.
@@ -102,6 +120,11 @@ DimSet BaselineDifferences(DimSet dims) {
   if (dims.has(Dim::kName)) ReadName(self_name);
 
   FutexLock lock(&g_cache.mu);
+  if (g_cache.template_tid == 0) {
+    // No template yet: it starts before the first change outside the
+    // snapshot (lifecycle.h), so no thread differs there yet.
+    dims &= kSnapshotDims;
+  }
   ForEachDim(dims & kNamespaceDims, [&](Dim d) {
     uint64_t base;
     if (!(self_ns_ok & DimSet(d).bits()) || !BaselineNamespace(d, &base) ||
@@ -110,12 +133,12 @@ DimSet BaselineDifferences(DimSet dims) {
     }
   });
   for (Dim d : {Dim::kFs, Dim::kFiles}) {
-    if (dims.has(d) && (g_cache.template_tid == 0 || SharesWith(g_cache.template_tid, d) != 1)) {
+    if (dims.has(d) && SharesWith(g_cache.template_tid, d) != 1) {
       diff |= d;
     }
   }
   if (dims.has(Dim::kAffinity)) {
-    if (!g_cache.affinity_valid && g_cache.template_tid != 0) {
+    if (!g_cache.affinity_valid) {
       g_cache.affinity_valid = ReadAffinity(g_cache.template_tid, &g_cache.affinity);
     }
     if (!self_affinity_ok || !g_cache.affinity_valid ||
@@ -123,19 +146,14 @@ DimSet BaselineDifferences(DimSet dims) {
       diff |= Dim::kAffinity;
     }
   }
-  if (dims.has(Dim::kSched)) {
-    if (!g_cache.sched_valid && g_cache.template_tid != 0) {
-      g_cache.sched_valid = ReadSched(g_cache.template_tid, &g_cache.sched);
-    }
-    if (!self_sched_ok || !g_cache.sched_valid || !(self_sched == g_cache.sched)) {
-      diff |= Dim::kSched;
-    }
+  if (dims.has(Dim::kSched) && (!self_sched_ok || !g_cache.sched_ok || !(self_sched == g_cache.sched))) {
+    diff |= Dim::kSched;
   }
   if (dims.has(Dim::kSigmask) && self_mask != g_cache.sigmask) diff |= Dim::kSigmask;
   if (dims.has(Dim::kName) && memcmp(self_name, g_cache.name, 16) != 0) diff |= Dim::kName;
   DimSet security_dims = dims & (kSecurityDims - Dim::kLandlock);
   if (!security_dims.empty()) {
-    if (!g_cache.security_valid && g_cache.template_tid != 0) {
+    if (!g_cache.security_valid) {
       g_cache.security_valid = ReadSecurity(g_cache.template_tid, &g_cache.security);
     }
     if (!self_security_ok || !g_cache.security_valid) {

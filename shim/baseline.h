@@ -1,11 +1,16 @@
-// The baseline: the state new threads get for isolated dimensions. It is the
-// live state of the template thread (PRODUCT.md, "Baseline"), plus the signal
-// mask and name of the thread that started the template (the template's own
-// are special: all signals blocked, its own name).
+// The baseline: the state new threads get for isolated dimensions
+// (PRODUCT.md, "Baseline").
 //
-// Values are read from the kernel lazily, the first time a comparison needs
-// them, and cached until the next rebase: a process that never taints a thread
-// never reads them at all.
+// Two sources. The snapshot dimensions (signal mask, name, scheduling) are
+// copied from the thread that defines the baseline, when it does (library
+// load, the first create with baseline=first-thread, a fork, a rebase): three
+// cheap reads. Everything else is the live state of the template thread, read
+// from the kernel by tid the first time a comparison needs it and cached until
+// the next rebase: a process that never taints a thread never reads it.
+//
+// The template may start later than the baseline is defined, from any thread
+// that has recorded no change outside the snapshot dimensions: such a thread
+// is in the baseline state for every dimension the template provides.
 #ifndef PRISTINE_SHIM_BASELINE_H_
 #define PRISTINE_SHIM_BASELINE_H_
 
@@ -15,9 +20,16 @@
 
 namespace pristine {
 
-// Adopts a new template. Called by the thread that started it, which must be
-// in the baseline state itself (its signal mask and name are recorded).
-void BaselineReset(int template_tid);
+// The dimensions copied from the defining thread rather than the template.
+constexpr DimSet kSnapshotDims = DimSet(Dim::kSigmask) | Dim::kName | Dim::kSched;
+
+// Makes the calling thread's snapshot dimensions the baseline's and forgets
+// everything read from a template. The calling thread defines the baseline.
+void BaselineCaptureSnapshot();
+
+// Adopts a newly started template (its tid) as the source of the other
+// dimensions. Called by the thread that started it.
+void BaselineSetTemplate(int template_tid);
 
 // Forgets cached security values after a process-wide credential change (a
 // glibc setuid-family call changes every thread, the template included).
@@ -28,6 +40,8 @@ void BaselineForgetAfterFork();
 
 // Which of `dims` differ between the calling thread and the baseline. A value
 // that cannot be read counts as different (the safe side for every policy).
+// With no template running, only snapshot dimensions are compared (the
+// template starts before the first change of any other: lifecycle.h).
 // Not on the template thread. Returns only `dims` members.
 DimSet BaselineDifferences(DimSet dims);
 
@@ -36,6 +50,9 @@ uint64_t BaselineSigmask();
 
 // The baseline's thread name, NUL-terminated.
 void BaselineName(char out[16]);
+
+// The baseline's scheduling policy, priority and nice value.
+void BaselineSched(int* policy, int* priority, int* nice);
 
 }  // namespace pristine
 

@@ -19,6 +19,7 @@
 #include "options.h"
 #include "policy.h"
 #include "raw_syscall.h"
+#include "report.h"
 #include "state.h"
 #include "taint.h"
 #include "template_thread.h"
@@ -86,7 +87,7 @@ void* ChildStart(void* p) {
     }
     if (s->set_sched) {
       // Through glibc, which caches a thread's explicit scheduling parameters.
-      Real().pthread_setschedparam(pthread_self(), s->sched_policy, &s->sched_param);
+      REAL(pthread_setschedparam)(pthread_self(), s->sched_policy, &s->sched_param);
     }
     if (s->set_nice) RawSyscall(SYS_setpriority, PRIO_PROCESS, 0, s->nice);
   }
@@ -118,7 +119,7 @@ struct CreateRequest {
 // Runs on the template thread (see template_thread.h for the rules).
 void RunCreate(HandoffRequest* req) {
   CreateRequest* c = reinterpret_cast<CreateRequest*>(req);
-  c->result = Real().pthread_create(&c->thread, c->attr, ChildStart, c->setup);
+  c->result = REAL(pthread_create)(&c->thread, c->attr, ChildStart, c->setup);
 }
 
 bool AttrHasSigmask(const pthread_attr_t* attr) {
@@ -152,15 +153,19 @@ void CaptureInherited(ChildSetup* s, const pthread_attr_t* attr, DimSet taint,
   s->set_name = true;
   if (isolated.has(Dim::kName)) BaselineName(s->name);
   else ReadName(s->name);
-  if (!isolated.has(Dim::kSched)) {
-    SchedState sched;
-    if (ReadSched(0, &sched)) {
-      s->set_sched = !AttrHasExplicitSched(attr);
-      s->sched_policy = sched.policy;
-      s->sched_param.sched_priority = sched.priority;
-      s->set_nice = true;
-      s->nice = sched.nice;
-    }
+  // The template may have started from a thread with another nice value or
+  // policy, so scheduling is set either way: the caller's or the baseline's.
+  SchedState sched;
+  bool sched_ok = true;
+  if (isolated.has(Dim::kSched)) BaselineSched(&sched.policy, &sched.priority, &sched.nice);
+  else sched_ok = ReadSched(0, &sched);
+  if (sched_ok) {
+    s->set_sched = !AttrHasExplicitSched(attr);
+    s->sched_policy = sched.policy;
+    s->sched_param.sched_priority = sched.priority;
+    s->set_nice = true;
+    s->nice = sched.nice;
+    REAL(pthread_setschedparam);  // resolved here, not on the new thread
   }
   if (!isolated.has(Dim::kAffinity) && !AttrHasAffinity(attr)) {
     s->set_affinity = ReadAffinity(0, &s->affinity);
@@ -213,14 +218,14 @@ int CreateDirect(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(v
                  int (*c11_start)(void*), void* arg) {
   if (!ThreadRecordedChanges()) {
     if (c11_start != nullptr) {
-      return Real().thrd_create(reinterpret_cast<thrd_t*>(thread), c11_start, arg);
+      return REAL(thrd_create)(reinterpret_cast<thrd_t*>(thread), c11_start, arg);
     }
-    return Real().pthread_create(thread, attr, start, arg);
+    return REAL(pthread_create)(thread, attr, start, arg);
   }
   ChildSetup* setup = NewChildSetup(start, c11_start, arg);
   if (setup == nullptr) return EAGAIN;
   setup->taint = InheritedTaint();
-  int rc = Real().pthread_create(thread, attr, ChildStart, setup);
+  int rc = REAL(pthread_create)(thread, attr, ChildStart, setup);
   if (rc != 0) FreeChildSetup(setup);
   return rc;
 }
@@ -252,10 +257,12 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
   if (decision == Decision::kForward) {
     int rc;
     if (Forward(thread, attr, start, c11_start, arg, taint, &rc)) {
+      ReportTaintedCreate(taint, decision, rc == 0);
       if (RawGettid() == RawGetpid()) HintMainThreadOnce(taint);
       return rc;
     }
   }
+  if (!taint.empty()) ReportTaintedCreate(taint, decision, false);
   return CreateDirect(thread, attr, start, c11_start, arg);
 }
 
@@ -274,13 +281,15 @@ int C11Result(int rc) {
 
 int CreateThread(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
                  void* arg) {
-  if (CreatePassesStraightThrough()) return Real().pthread_create(thread, attr, start, arg);
+  ReportCountCreate();
+  if (CreatePassesStraightThrough()) return REAL(pthread_create)(thread, attr, start, arg);
   return CreateSlow(thread, attr, start, nullptr, arg);
 }
 
 int CreateC11Thread(thrd_t* thread, thrd_start_t start, void* arg) {
-  if (CreatePassesStraightThrough()) return Real().thrd_create(thread, start, arg);
-  if (Real().thrd_create == nullptr) return thrd_error;
+  ReportCountCreate();
+  if (CreatePassesStraightThrough()) return REAL(thrd_create)(thread, start, arg);
+  if (REAL(thrd_create) == nullptr) return thrd_error;
   // thrd_t and pthread_t are the same type in glibc (thrd_create.c asserts it).
   static_assert(sizeof(thrd_t) == sizeof(pthread_t), "thrd_t is a pthread_t");
   return C11Result(CreateSlow(reinterpret_cast<pthread_t*>(thread), nullptr, nullptr, start, arg));

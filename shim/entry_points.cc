@@ -79,23 +79,43 @@ PRISTINE_EXPORT int thrd_create(thrd_t* thread, thrd_start_t start, void* arg) {
 }
 
 PRISTINE_EXPORT int setns(int fd, int nstype) {
-  BeforeSelfChange();
-  int rc = Real().setns(fd, nstype);
-  if (rc == 0) NoteSelfChange(DimsChangedBySetns(fd, nstype));
+  int flags = SetnsNamespaceFlags(fd, nstype);
+  DimSet dims = DimsChangedByUnshare(flags);
+  int rc;
+  if (flags & (CLONE_NEWUSER | CLONE_NEWNS)) {
+    struct Args { int fd, nstype; } args{fd, nstype};
+    rc = RunSingleThreadedChange(
+        [](void* p) {
+          Args* a = static_cast<Args*>(p);
+          return REAL(setns)(a->fd, a->nstype);
+        },
+        &args);
+  } else {
+    BeforeChange(dims, true);
+    rc = REAL(setns)(fd, nstype);
+  }
+  NoteSelfChange(dims);
   return rc;
 }
 
 PRISTINE_EXPORT int unshare(int flags) {
-  BeforeSelfChange();
-  int rc = Real().unshare(flags);
-  NoteSelfChange(DimsChangedByUnshare(flags));
+  DimSet dims = DimsChangedByUnshare(flags);
+  int rc;
+  if (flags & CLONE_NEWUSER) {
+    rc = RunSingleThreadedChange([](void* p) { return REAL(unshare)(*static_cast<int*>(p)); },
+                                 &flags);
+  } else {
+    BeforeChange(dims, true);
+    rc = REAL(unshare)(flags);
+  }
+  NoteSelfChange(dims);
   return rc;
 }
 
 PRISTINE_EXPORT int sched_setaffinity(pid_t pid, size_t size, const cpu_set_t* set) {
   bool self = IsSelfTid(pid);
-  if (self) BeforeSelfChange();
-  int rc = Real().sched_setaffinity(pid, size, set);
+  BeforeChange(Dim::kAffinity, self);
+  int rc = REAL(sched_setaffinity)(pid, size, set);
   NoteChange(self, Dim::kAffinity);
   return rc;
 }
@@ -103,38 +123,38 @@ PRISTINE_EXPORT int sched_setaffinity(pid_t pid, size_t size, const cpu_set_t* s
 PRISTINE_EXPORT int pthread_setaffinity_np(pthread_t thread, size_t size,
                                            const cpu_set_t* set) {
   bool self = IsSelf(thread);
-  if (self) BeforeSelfChange();
-  int rc = Real().pthread_setaffinity_np(thread, size, set);
+  BeforeChange(Dim::kAffinity, self);
+  int rc = REAL(pthread_setaffinity_np)(thread, size, set);
   NoteChange(self, Dim::kAffinity);
   return rc;
 }
 
 PRISTINE_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
-  if (set != nullptr) BeforeSelfChange();
-  int rc = Real().pthread_sigmask(how, set, old);
+  if (set != nullptr) BeforeChange(Dim::kSigmask, true);
+  int rc = REAL(pthread_sigmask)(how, set, old);
   if (set != nullptr) NoteSelfChange(Dim::kSigmask);
   return rc;
 }
 
 PRISTINE_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
-  if (set != nullptr) BeforeSelfChange();
-  int rc = Real().sigprocmask(how, set, old);
+  if (set != nullptr) BeforeChange(Dim::kSigmask, true);
+  int rc = REAL(sigprocmask)(how, set, old);
   if (set != nullptr) NoteSelfChange(Dim::kSigmask);
   return rc;
 }
 
 PRISTINE_EXPORT int sched_setscheduler(pid_t pid, int policy, const struct sched_param* param) {
   bool self = IsSelfTid(pid);
-  if (self) BeforeSelfChange();
-  int rc = Real().sched_setscheduler(pid, policy, param);
+  BeforeChange(Dim::kSched, self);
+  int rc = REAL(sched_setscheduler)(pid, policy, param);
   NoteChange(self, Dim::kSched);
   return rc;
 }
 
 PRISTINE_EXPORT int sched_setparam(pid_t pid, const struct sched_param* param) {
   bool self = IsSelfTid(pid);
-  if (self) BeforeSelfChange();
-  int rc = Real().sched_setparam(pid, param);
+  BeforeChange(Dim::kSched, self);
+  int rc = REAL(sched_setparam)(pid, param);
   NoteChange(self, Dim::kSched);
   return rc;
 }
@@ -142,16 +162,16 @@ PRISTINE_EXPORT int sched_setparam(pid_t pid, const struct sched_param* param) {
 PRISTINE_EXPORT int pthread_setschedparam(pthread_t thread, int policy,
                                           const struct sched_param* param) {
   bool self = IsSelf(thread);
-  if (self) BeforeSelfChange();
-  int rc = Real().pthread_setschedparam(thread, policy, param);
+  BeforeChange(Dim::kSched, self);
+  int rc = REAL(pthread_setschedparam)(thread, policy, param);
   NoteChange(self, Dim::kSched);
   return rc;
 }
 
 PRISTINE_EXPORT int pthread_setschedprio(pthread_t thread, int prio) {
   bool self = IsSelf(thread);
-  if (self) BeforeSelfChange();
-  int rc = Real().pthread_setschedprio(thread, prio);
+  BeforeChange(Dim::kSched, self);
+  int rc = REAL(pthread_setschedprio)(thread, prio);
   NoteChange(self, Dim::kSched);
   return rc;
 }
@@ -159,23 +179,23 @@ PRISTINE_EXPORT int pthread_setschedprio(pthread_t thread, int prio) {
 PRISTINE_EXPORT int setpriority(__priority_which_t which, id_t who, int prio) {
   // On Linux PRIO_PROCESS names one thread; a group or user means many.
   bool self = which == PRIO_PROCESS && IsSelfTid(static_cast<long>(who));
-  if (self) BeforeSelfChange();
-  int rc = Real().setpriority(which, who, prio);
+  BeforeChange(Dim::kSched, self);
+  int rc = REAL(setpriority)(which, who, prio);
   NoteChange(self, Dim::kSched);
   return rc;
 }
 
 PRISTINE_EXPORT int nice(int inc) {
-  BeforeSelfChange();
-  int rc = Real().nice(inc);
+  BeforeChange(Dim::kSched, true);
+  int rc = REAL(nice)(inc);
   NoteSelfChange(Dim::kSched);
   return rc;
 }
 
 PRISTINE_EXPORT int pthread_setname_np(pthread_t thread, const char* name) {
   bool self = IsSelf(thread);
-  if (self) BeforeSelfChange();
-  int rc = Real().pthread_setname_np(thread, name);
+  BeforeChange(Dim::kName, self);
+  int rc = REAL(pthread_setname_np)(thread, name);
   NoteChange(self, Dim::kName);
   return rc;
 }
@@ -189,15 +209,15 @@ PRISTINE_EXPORT int prctl(int option, ...) {
   unsigned long a5 = va_arg(ap, unsigned long);
   va_end(ap);
   DimSet dims = DimsChangedByPrctl(option);
-  if (!dims.empty()) BeforeSelfChange();
-  int rc = Real().prctl(option, a2, a3, a4, a5);
+  if (!dims.empty()) BeforeChange(dims, true);
+  int rc = REAL(prctl)(option, a2, a3, a4, a5);
   if (!dims.empty()) NoteSelfChange(dims);
   return rc;
 }
 
 PRISTINE_EXPORT int capset(void* header, const void* data) {
-  BeforeSelfChange();
-  int rc = Real().capset(header, data);
+  BeforeChange(Dim::kCaps, true);
+  int rc = REAL(capset)(header, data);
   NoteSelfChange(Dim::kCaps);
   return rc;
 }
@@ -205,7 +225,7 @@ PRISTINE_EXPORT int capset(void* header, const void* data) {
 // glibc's set*id functions change every thread of the process.
 #define PRISTINE_PROCESS_WIDE_CRED(name, params, args) \
   PRISTINE_EXPORT int name params {                    \
-    int rc = Real().name args;                         \
+    int rc = REAL(name) args;                          \
     NoteProcessWideCredentialChange();                 \
     return rc;                                         \
   }
@@ -275,13 +295,9 @@ PRISTINE_EXPORT long syscall(long nr, ...) {
     default:
       break;
   }
-  if (!self_dims.empty()) BeforeSelfChange();
-  long rc;
-  if (Real().syscall != nullptr) {
-    rc = Real().syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-  } else {
-    rc = SyscallResult(RawSyscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
-  }
+  if (!self_dims.empty() || cross) BeforeChange(self_dims, !cross);
+  // What glibc's syscall() does: the raw call, errno on failure.
+  long rc = SyscallResult(RawSyscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
   if (!self_dims.empty()) NoteSelfChange(self_dims);
   if (cross) NoteCrossThreadChange();
   return rc;

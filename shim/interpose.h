@@ -5,12 +5,16 @@
 // An entry point is an exported, extern "C" function with libc's name; because
 // libpristine.so is preloaded, the dynamic linker binds the program's and every
 // other library's references to it. The "real" function is the next definition
-// in lookup order (libc's), found once with dlsym(RTLD_NEXT) and cached.
+// in lookup order (libc's), found with dlsym(RTLD_NEXT) and cached.
 //
-// Resolution happens in the library constructor, or in the first entry point
-// that runs before it (another library's constructor may create a thread
-// first). Never on the template thread, which must not enter the dynamic
-// loader: by the time a template exists, everything is resolved.
+// When: the functions the create path and signal handlers need
+// (kResolvedAtLoad) are resolved by the library constructor, or by the first
+// entry point that runs before it, so that a create never allocates or enters
+// the loader and a signal handler never calls dlsym. Every other function is
+// resolved at its first call, so that a process that never calls it never
+// pays for the lookup (process start-up matters: every exec under LD_PRELOAD
+// loads the shim). Never on the template thread, which must not enter the
+// dynamic loader: what it calls is resolved by the caller that hands it work.
 #ifndef PRISTINE_SHIM_INTERPOSE_H_
 #define PRISTINE_SHIM_INTERPOSE_H_
 
@@ -35,7 +39,6 @@ namespace pristine {
 // glibc declares these without a header the shim may include.
 using CapsetFn = int (*)(void* header, const void* data);
 using PrctlFn = int (*)(int option, ...);
-using SyscallFn = long (*)(long nr, ...);
 using SetpriorityFn = int (*)(__priority_which_t which, id_t who, int prio);
 using SetgroupsFn = int (*)(size_t n, const gid_t* groups);
 
@@ -45,7 +48,6 @@ using SetgroupsFn = int (*)(size_t n, const gid_t* groups);
   X(thrd_create, decltype(&::thrd_create))                           \
   X(setns, decltype(&::setns))                                       \
   X(unshare, decltype(&::unshare))                                   \
-  X(syscall, SyscallFn)                                              \
   X(sched_setaffinity, decltype(&::sched_setaffinity))               \
   X(pthread_setaffinity_np, decltype(&::pthread_setaffinity_np))     \
   X(pthread_sigmask, decltype(&::pthread_sigmask))                   \
@@ -69,32 +71,45 @@ using SetgroupsFn = int (*)(size_t n, const gid_t* groups);
   X(setresgid, decltype(&::setresgid))                               \
   X(setgroups, SetgroupsFn)
 
+// The type of each real function: real_type::pthread_create, ...
+namespace real_type {
+#define PRISTINE_DECLARE_TYPE(name, type) using name = type;
+PRISTINE_REAL_FUNCTIONS(PRISTINE_DECLARE_TYPE)
+#undef PRISTINE_DECLARE_TYPE
+}  // namespace real_type
+
+// One slot per function, null until resolved.
 struct RealFunctions {
-#define PRISTINE_DECLARE_REAL(name, type) type name;
+#define PRISTINE_DECLARE_REAL(name, type) std::atomic<void*> name{nullptr};
   PRISTINE_REAL_FUNCTIONS(PRISTINE_DECLARE_REAL)
 #undef PRISTINE_DECLARE_REAL
 };
 
 namespace interpose_internal {
 extern RealFunctions g_real;
-extern std::atomic<bool> g_resolved;
-void ResolveSlow();
+void* Resolve(const char* name);
 }  // namespace interpose_internal
 
-// Resolves every real function (idempotent; cheap once done). Not on the
-// template thread. Missing functions (an older libc) stay null.
-inline void ResolveRealFunctions() {
-  if (!interpose_internal::g_resolved.load(std::memory_order_acquire)) {
-    interpose_internal::ResolveSlow();
+// Resolves the functions needed on the create path and in signal handlers
+// (pthread_create, thrd_create, pthread_sigmask, sigprocmask). Idempotent.
+// Called at load; not on the template thread.
+void ResolveAtLoad();
+
+template <typename F>
+inline F RealFunction(std::atomic<void*>* slot, const char* name) {
+  void* f = slot->load(std::memory_order_acquire);
+  if (__builtin_expect(f == nullptr, 0)) {
+    f = interpose_internal::Resolve(name);
+    slot->store(f, std::memory_order_release);
   }
+  return reinterpret_cast<F>(f);
 }
 
-// The real functions. Resolves on first use; on the template thread this is
-// only ever a load, since the template starts after resolution.
-inline const RealFunctions& Real() {
-  ResolveRealFunctions();
-  return interpose_internal::g_real;
-}
+// REAL(name): the real `name`, resolved on first use. Null if this libc has
+// no such function.
+#define REAL(name)                                           \
+  (::pristine::RealFunction<::pristine::real_type::name>(    \
+      &::pristine::interpose_internal::g_real.name, #name))
 
 }  // namespace pristine
 

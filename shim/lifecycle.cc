@@ -1,5 +1,7 @@
 #include "lifecycle.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 
 #include "baseline.h"
@@ -8,6 +10,7 @@
 #include "log.h"
 #include "options.h"
 #include "raw_syscall.h"
+#include "report.h"
 #include "template_thread.h"
 
 namespace pristine {
@@ -19,15 +22,15 @@ using namespace lifecycle_internal;
 
 namespace {
 
-// When the template is (re)started, if it is not running.
+// What happens next to the template.
 enum class Plan : uint32_t {
-  kRunning,        // started (or never wanted: see g_state)
-  kAtFirstCreate,  // baseline=first-thread: the first create starts it
-  kAtFirstNeed,    // forked child: the first create or state change starts it
+  kSettled,        // running, or never again (pass-through)
+  kAtFirstChange,  // start before the first change outside the snapshot
+  kAtFirstCreate,  // baseline=first-thread: the first create defines the baseline
 };
 
-FutexMutex g_mu;  // serialises template starts, stops and plan changes
-std::atomic<Plan> g_plan{Plan::kRunning};
+FutexMutex g_mu;  // serialises baseline definitions and template starts/stops
+std::atomic<Plan> g_plan{Plan::kSettled};
 
 void WarnNoTemplate() {
   static std::atomic<bool> said{false};
@@ -36,34 +39,41 @@ void WarnNoTemplate() {
             "through unchanged\n");
 }
 
-// Starts the template from the calling thread, which becomes the baseline.
-// On failure the shim passes every create through.
+// Starts the template from the calling thread. On failure the shim passes
+// every create through, for good: there is no thread left in a known state.
 bool StartTemplateHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
-  g_plan.store(Plan::kRunning, std::memory_order_relaxed);
-  if (!StartTemplate()) {
-    g_state.store(kPassThrough, std::memory_order_release);
-    WarnNoTemplate();
-    return false;
-  }
-  NoteRebase();       // every other thread compares itself afresh
-  MarkThreadClean();  // this one is the baseline
-  return true;
+  g_plan.store(Plan::kSettled, std::memory_order_relaxed);
+  if (StartTemplate()) return true;
+  g_state.store(kPassThrough, std::memory_order_release);
+  WarnNoTemplate();
+  return false;
 }
 
-// Forked child, on the forking thread (now the only thread).
+// The calling thread defines the baseline from now on. Every other thread
+// compares itself afresh; this one is clean by definition.
+void DefineBaselineHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+  BaselineCaptureSnapshot();
+  NoteRebase();
+  MarkThreadClean();
+  if (CurrentOptions().verify == Verify::kStrict) StartTemplateHere();
+  else g_plan.store(Plan::kAtFirstChange, std::memory_order_release);
+}
+
+// Forked child, on the forking thread (now the only thread): the template did
+// not survive; the child's baseline is the forking thread's state.
 void AfterForkInChild() {
   g_mu.ResetAfterFork();
   ForgetTemplateAfterFork();
   BaselineForgetAfterFork();
   if (g_state.load(std::memory_order_relaxed) != kActive) return;
-  g_plan.store(Plan::kAtFirstNeed, std::memory_order_relaxed);
-  MarkThreadClean();
-  NoteRebase();  // sends this thread's next create to the slow path
+  FutexLock lock(&g_mu);
+  DefineBaselineHere();
 }
 
 void Initialise() {
   LoadOptions();
-  ResolveRealFunctions();
+  ResolveAtLoad();
+  ReportInit();
   const Options& options = CurrentOptions();
   if (options.mode == Mode::kOff) {
     g_state.store(kPassThrough, std::memory_order_release);
@@ -71,17 +81,52 @@ void Initialise() {
   }
   pthread_atfork(nullptr, nullptr, AfterForkInChild);
   FutexLock lock(&g_mu);
+  DefineBaselineHere();
   if (options.baseline == BaselineMode::kFirstThread) {
-    g_plan.store(Plan::kAtFirstCreate, std::memory_order_relaxed);
-    NoteRebase();  // the first create takes the slow path, which starts it
-    g_state.store(kActive, std::memory_order_release);
-    return;
+    g_plan.store(Plan::kAtFirstCreate, std::memory_order_release);
+    NoteRebase();  // sends the first create to the slow path
   }
-  if (StartTemplateHere()) g_state.store(kActive, std::memory_order_release);
+  if (g_state.load(std::memory_order_relaxed) == kInitialising) {
+    g_state.store(kActive, std::memory_order_release);
+  }
 }
 
 // Runs in a half-initialised process, before main, on the loading thread.
 __attribute__((constructor)) void OnLibraryLoad() { EnsureInitialized(); }
+
+// The number of threads in the process (/proc/self/stat field 20), or -1.
+int ThreadCount() {
+  char buf[1024];
+  long fd = RawSyscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  long n = RawSyscall(SYS_read, fd, buf, sizeof buf - 1);
+  RawSyscall(SYS_close, fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const char* p = nullptr;
+  for (long i = n - 1; i >= 0; --i) {
+    if (buf[i] == ')') { p = buf + i + 1; break; }
+  }
+  if (p == nullptr) return -1;
+  for (int field = 2; field < 20 && *p; ++p) {
+    if (*p == ' ') ++field;
+  }
+  int count = 0;
+  while (*p >= '0' && *p <= '9') count = count * 10 + (*p++ - '0');
+  return count;
+}
+
+// After StopTemplate the exiting thread may still be counted for a moment
+// (pthread_join returns when the kernel clears its tid, before it is
+// unhashed). Waits, bounded, until the calling thread is alone.
+void WaitUntilAlone() {
+  for (int i = 0; i < 100000; ++i) {
+    int n = ThreadCount();
+    if (n == 1 || n < 0) return;
+    RawSyscall(SYS_sched_yield);
+  }
+}
 
 }  // namespace
 
@@ -101,30 +146,76 @@ void EnsureInitialized() {
 
 bool PrepareForCreate() {
   EnsureInitialized();
-  if (g_plan.load(std::memory_order_acquire) != Plan::kRunning) {
+  if (g_plan.load(std::memory_order_acquire) == Plan::kAtFirstCreate) {
     FutexLock lock(&g_mu);
-    Plan plan = g_plan.load(std::memory_order_relaxed);
-    // baseline=first-thread: whatever the thread did so far is the baseline.
-    // Forked child: only a thread that recorded no change may define it.
-    if (plan == Plan::kAtFirstCreate ||
-        (plan == Plan::kAtFirstNeed && !ThreadRecordedChanges())) {
-      StartTemplateHere();
-    } else if (plan == Plan::kAtFirstNeed) {
-      g_plan.store(Plan::kRunning, std::memory_order_relaxed);
-      g_state.store(kPassThrough, std::memory_order_release);
-      WarnNoTemplate();
+    if (g_plan.load(std::memory_order_relaxed) == Plan::kAtFirstCreate) {
+      // Whatever the process did before its first thread is its baseline.
+      StopTemplate();
+      DefineBaselineHere();
     }
   }
-  return g_state.load(std::memory_order_acquire) == kActive && TemplateRunning();
+  return g_state.load(std::memory_order_acquire) == kActive;
 }
 
-void BeforeSelfChange() {
+void BeforeChange(DimSet dims, bool self) {
   EnsureInitialized();
-  if (g_plan.load(std::memory_order_acquire) != Plan::kAtFirstNeed) return;
+  if (g_plan.load(std::memory_order_acquire) != Plan::kAtFirstChange) return;
+  // A thread's own snapshot dimensions are compared with the snapshot, and a
+  // forwarded thread gets them from its caller: no template needed, unless
+  // the options isolate one of them.
+  DimSet needs_template = (dims - kSnapshotDims) | (dims & CurrentOptions().isolated);
+  if (self && needs_template.empty()) return;
   FutexLock lock(&g_mu);
-  if (g_plan.load(std::memory_order_relaxed) == Plan::kAtFirstNeed && !ThreadRecordedChanges()) {
-    StartTemplateHere();
+  if (g_plan.load(std::memory_order_relaxed) != Plan::kAtFirstChange) return;
+  // Until the template runs no thread has recorded a change outside the
+  // snapshot (each such change comes here first), so this thread is still in
+  // the baseline state for every dimension the template provides.
+  StartTemplateHere();
+}
+
+int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx) {
+  EnsureInitialized();
+  // In a multi-threaded process this is an ordinary change of the calling
+  // thread (setns into a mount namespace after unshare(CLONE_FS)), or one the
+  // kernel refuses: the template must exist before it, as for any change.
+  if (g_plan.load(std::memory_order_acquire) == Plan::kAtFirstChange && ThreadCount() > 1) {
+    BeforeChange(DimSet::All(), true);
   }
+  int rc = change(ctx);
+  if (g_state.load(std::memory_order_acquire) != kActive) return rc;
+  int saved_errno = errno;
+  FutexLock lock(&g_mu);
+  if (rc != 0) {
+    // Refused because the template is the only other thread: stop it, retry.
+    if (saved_errno != EINVAL || !TemplateRunning() || ThreadCount() != 2) {
+      errno = saved_errno;
+      return rc;
+    }
+    bool caller_clean = !ThreadRecordedChanges();
+    StopTemplate();
+    WaitUntilAlone();
+    rc = change(ctx);
+    saved_errno = errno;
+    if (rc != 0) {
+      // Still refused: bring the template back in the old baseline, which
+      // needs a thread in it; a tainted caller is the only thread left, and
+      // then its state has to become the baseline (said so, not silently).
+      if (caller_clean) {
+        StartTemplateHere();
+      } else {
+        LogRaw(2, "pristine: the template thread could not be restored after a failed "
+                  "single-threaded namespace change; the calling thread's state is the new "
+                  "baseline\n");
+        DefineBaselineHere();
+      }
+      errno = saved_errno;
+      return rc;
+    }
+  }
+  // It succeeded. In a single-threaded process it changed the whole process.
+  if (!TemplateRunning() && ThreadCount() == 1) DefineBaselineHere();
+  errno = saved_errno;
+  return rc;
 }
 
 bool RebaseToCallingThread() {
@@ -132,6 +223,10 @@ bool RebaseToCallingThread() {
   if (g_state.load(std::memory_order_acquire) != kActive) return false;
   FutexLock lock(&g_mu);
   StopTemplate();
+  BaselineCaptureSnapshot();
+  NoteRebase();
+  MarkThreadClean();
+  // Other threads may compare themselves at any moment: start it right away.
   return StartTemplateHere();
 }
 

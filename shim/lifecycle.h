@@ -1,19 +1,23 @@
 // The shim's life in its host process: load, first use, fork and rebase, and
-// when the template thread is started or started again.
+// when the template thread is started, stopped and started again.
 //
-// Library load (constructor, or the first entry point that runs before it):
-// parse the options, resolve the real functions, register fork handlers and,
-// with baseline=load, start the template from the loading thread (the main
-// thread before main: the baseline). With baseline=first-thread the template
-// starts at the first create, from the thread that makes it. In a forked child
-// the template is gone; it starts again on first need from the forking thread,
-// whose state is the child's baseline.
+// The baseline is defined at library load (the loading thread: the main thread
+// before main), or at the first create with baseline=first-thread, in a forked
+// child (the forking thread), and at a rebase. The template that holds it
+// starts lazily: just before the first change that makes some thread differ
+// from the baseline outside the snapshot dimensions (baseline.h), from the
+// thread about to change, which is still in the baseline state. A process that
+// never changes a thread's namespaces, affinity or privileges never starts it,
+// stays single-threaded if it was, and pays a few microseconds at load. With
+// verify=strict, which must also catch changes no entry point sees, the
+// template starts when the baseline is defined.
 #ifndef PRISTINE_SHIM_LIFECYCLE_H_
 #define PRISTINE_SHIM_LIFECYCLE_H_
 
 #include <atomic>
 #include <cstdint>
 
+#include "dimension.h"
 #include "taint.h"
 
 namespace pristine {
@@ -35,20 +39,27 @@ inline bool CreatePassesStraightThrough() {
 void EnsureInitialized();
 
 // Called by the create slow path before it looks at the caller's taint:
-// initialises, and starts the template if now is when it should start.
-// Returns false when creates must pass through (mode=off, no template).
+// initialises, and with baseline=first-thread makes the first create's caller
+// the baseline. Returns false when creates must pass through.
 bool PrepareForCreate();
 
-// Called by every entry point that changes the calling thread's state, before
-// the change: the lazily started template of a forked child must be started
-// from a thread that is still in the baseline state.
-void BeforeSelfChange();
+// Called by an entry point before it changes `dims` of the calling thread
+// (self) or of another thread (!self): starts the template first if it is
+// needed and not running.
+void BeforeChange(DimSet dims, bool self);
 
-// Makes the calling thread's state the baseline: the template is stopped and
-// started again from the calling thread. For pristine_rebase() and changes
-// Linux allows only in a single-threaded process. Not on the template.
-// Returns false if the new template could not start (creates then pass
-// through, with a warning).
+// For the changes Linux allows only in a single-threaded process: unshare
+// with CLONE_NEWUSER, setns into a user namespace, setns into a mount
+// namespace by a thread that shares its fs_struct. Runs `change(ctx)` (a libc
+// call returning 0 or -1 with errno); if it fails with EINVAL only because the
+// template is the one other thread, stops the template and runs it again. A
+// change that succeeded in a single-threaded process is the whole process's:
+// the calling thread becomes the baseline. Returns the call's result.
+int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx);
+
+// Makes the calling thread's state the baseline and starts the template from
+// it (pristine_rebase()). Not on the template. Returns false if the template
+// could not start (creates then pass through, with a warning).
 bool RebaseToCallingThread();
 
 }  // namespace pristine

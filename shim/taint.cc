@@ -47,15 +47,14 @@ DimSet DimsChangedByUnshare(int flags) {
   return dims;
 }
 
-DimSet DimsChangedBySetns(int fd, int nstype) {
-  if (nstype == 0) {
-    long type = RawSyscall(SYS_ioctl, fd, NS_GET_NSTYPE);
-    // Not a namespace file (a pidfd with no flags is invalid anyway): assume
-    // the worst; the next create reads the truth.
-    if (type <= 0) return kNamespaceDims | Dim::kFs | Dim::kCaps | Dim::kCreds;
-    nstype = static_cast<int>(type);
-  }
-  return DimsChangedByUnshare(nstype);
+int SetnsNamespaceFlags(int fd, int nstype) {
+  if (nstype != 0) return nstype;
+  long type = RawSyscall(SYS_ioctl, fd, NS_GET_NSTYPE);
+  if (type > 0) return static_cast<int>(type);
+  // Not a namespace file: assume the worst; the next create reads the truth.
+  int all = CLONE_NEWUSER;
+  ForEachDim(kNamespaceDims, [&](Dim d) { all |= NamespaceCloneFlag(d); });
+  return all;
 }
 
 void NoteCrossThreadChange() { g_cross_epoch.fetch_add(1, std::memory_order_relaxed); }

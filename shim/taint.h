@@ -55,9 +55,10 @@ void NoteSelfChange(DimSet dims);
 // The dimensions unshare(flags) changes on the calling thread.
 DimSet DimsChangedByUnshare(int flags);
 
-// The dimensions setns(fd, nstype) changes. nstype 0 (any) is resolved by
-// asking the kernel what `fd` refers to; a pidfd carries CLONE_NEW* flags.
-DimSet DimsChangedBySetns(int fd, int nstype);
+// The CLONE_NEW* flags setns(fd, nstype) acts on: nstype itself, or for
+// nstype 0 (any) what the kernel says `fd` refers to; every namespace flag
+// if it will not say.
+int SetnsNamespaceFlags(int fd, int nstype);
 
 // Some thread changed another thread's affinity, scheduling or name.
 void NoteCrossThreadChange();

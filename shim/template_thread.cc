@@ -57,7 +57,6 @@ void* TemplateMain(void*) {
 }  // namespace
 
 bool StartTemplate() {
-  ResolveRealFunctions();
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, kTemplateStackSize);
@@ -68,21 +67,21 @@ bool StartTemplate() {
   sigfillset(&all);
   pthread_attr_setsigmask_np(&attr, &all);
   g_tid.store(0, std::memory_order_relaxed);
-  int rc = Real().pthread_create(&g_thread, &attr, TemplateMain, nullptr);
+  int rc = REAL(pthread_create)(&g_thread, &attr, TemplateMain, nullptr);
   if (rc == EINVAL) {
     // A process with a large static TLS does not fit in 64 KiB.
     pthread_attr_setstacksize(&attr, 0);
     pthread_attr_destroy(&attr);
     pthread_attr_init(&attr);
     pthread_attr_setsigmask_np(&attr, &all);
-    rc = Real().pthread_create(&g_thread, &attr, TemplateMain, nullptr);
+    rc = REAL(pthread_create)(&g_thread, &attr, TemplateMain, nullptr);
   }
   pthread_attr_destroy(&attr);
   if (rc != 0) return false;
   // The baseline refers to the template by tid, so wait for it to publish.
   uint32_t tid;
   while ((tid = g_tid.load(std::memory_order_acquire)) == 0) FutexWait(&g_tid, 0);
-  BaselineReset(static_cast<int>(tid));
+  BaselineSetTemplate(static_cast<int>(tid));
   g_running.store(true, std::memory_order_release);
   return true;
 }

@@ -14,9 +14,10 @@
 
 namespace pristine {
 
-// Starts the template from the calling thread, whose state it inherits and
-// which therefore defines the baseline: the calling thread must itself be in
-// the state new threads should get. Not on the template; not concurrently with
+// Starts the template from the calling thread, whose state it inherits: the
+// calling thread must itself be in the baseline state for every dimension
+// outside the snapshot (baseline.h), since the template's state is the
+// baseline's for those. Not on the template; not concurrently with
 // StopTemplate. Returns false (and changes nothing) if the thread could not
 // be created.
 bool StartTemplate();
