@@ -23,9 +23,11 @@
 //
 // Tainting: the first tainting thread of the process does
 // unshare(CLONE_NEWNET) and keeps an fd to the new namespace; every other
-// tainting thread setns()es into it. One new namespace per process, so the
-// kernel's (slow, asynchronous) namespace teardown does not pile up and
-// disturb the next interleaved run.
+// tainting thread setns()es into it. With --netns PATH (scripts/bench passes
+// one namespace held by a helper process for the whole run) every tainting
+// thread setns()es into that one instead: no namespace is created or torn
+// down per process, so the kernel's slow, asynchronous network namespace
+// teardown does not disturb the next interleaved run.
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -66,6 +68,12 @@ inline int64_t NowNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+double Mean(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? 0 : sum / static_cast<double>(v.size());
+}
+
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -96,6 +104,7 @@ struct Args {
   long threads = 1;
   long ms = 300;
   long forward = 0;
+  std::string netns;  // a namespace to enter instead of unsharing a new one
 };
 
 Args Parse(int argc, char** argv) {
@@ -119,6 +128,7 @@ Args Parse(int argc, char** argv) {
     else if (k == "--cmd") a.spawn_cmd = v;
     else if (k == "--preload") a.preload = v;
     else if (k == "--forward") a.forward = atol(v.c_str());
+    else if (k == "--netns") a.netns = v;
     else {
       fprintf(stderr, "pristine-bench: unknown option %s\n", k.c_str());
       exit(2);
@@ -135,11 +145,16 @@ Args Parse(int argc, char** argv) {
 // --- tainting ---------------------------------------------------------------
 
 std::mutex g_taint_mu;
+std::string g_netns_path;  // --netns
 int g_tainted_ns_fd = -1;  // the namespace tainted threads enter
 int g_saved_net_fd = -1;   // the baseline's, opened by main (repair peer)
 
 void TaintCallingThread() {
   std::lock_guard<std::mutex> lock(g_taint_mu);
+  if (g_tainted_ns_fd < 0 && !g_netns_path.empty()) {
+    g_tainted_ns_fd = open(g_netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (g_tainted_ns_fd < 0) Die(g_netns_path.c_str(), errno);
+  }
   if (g_tainted_ns_fd < 0) {
     if (unshare(CLONE_NEWNET) != 0) Die("unshare(CLONE_NEWNET) (needs CAP_SYS_ADMIN)", errno);
     g_tainted_ns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -293,6 +308,8 @@ void CmdCreate(const Args& a) {
   w.key("iters"); w.value(a.iters);
   w.key("create_join_ns"); w.value(static_cast<long long>(Median(total)));
   w.key("call_ns"); w.value(static_cast<long long>(Median(call)));
+  w.key("create_join_mean_ns"); w.value(static_cast<long long>(Mean(total)));
+  w.key("call_mean_ns"); w.value(static_cast<long long>(Mean(call)));
   w.end_object();
   puts(w.str().c_str());
 }
@@ -550,6 +567,7 @@ void CmdFloor(const Args& a) {
 
 int main(int argc, char** argv) {
   Args a = Parse(argc, argv);
+  g_netns_path = a.netns;
   if (a.cmd == "create") CmdCreate(a);
   else if (a.cmd == "concurrent") CmdConcurrent(a);
   else if (a.cmd == "spawn") CmdSpawn(a);
