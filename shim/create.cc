@@ -277,7 +277,47 @@ int C11Result(int rc) {
   }
 }
 
+// A libc call run on the template (RunWithCleanThreads).
+struct CallRequest {
+  HandoffRequest base;
+  long (*call)(void*);
+  void* ctx;
+  long result;
+  int error;
+};
+
+// Runs on the template thread (see template_thread.h for the rules).
+void RunCall(HandoffRequest* req) {
+  CallRequest* c = reinterpret_cast<CallRequest*>(req);
+  errno = 0;
+  c->result = c->call(c->ctx);
+  c->error = errno;
+}
+
 }  // namespace
+
+long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds) {
+  if (CreatePassesStraightThrough() || !PrepareForCreate()) return call(ctx);
+  const Options& options = CurrentOptions();
+  DimSet taint = CurrentTaint(options.verify == Verify::kStrict);
+  Decision decision = Decide(taint, options);
+  if (decision == Decision::kForward && !(uses_fds && taint.has(Dim::kFiles))) {
+    CallRequest req{};
+    req.base.run = RunCall;
+    req.call = call;
+    req.ctx = ctx;
+    if (RunOnTemplate(&req.base)) {
+      ReportTaintedCreate(taint, decision, true);
+      errno = req.error;
+      return req.result;
+    }
+  }
+  if (!taint.empty()) {
+    ReportTaintedCreate(taint, decision == Decision::kForward ? Decision::kRestricted : decision,
+                        false);
+  }
+  return call(ctx);
+}
 
 int CreateThread(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
                  void* arg) {

@@ -302,3 +302,145 @@ PRISTINE_EXPORT long syscall(long nr, ...) {
   if (cross) NoteCrossThreadChange();
   return rc;
 }
+
+// Calls that make glibc start threads of its own (RunWithCleanThreads).
+
+PRISTINE_EXPORT int timer_create(clockid_t clock, struct sigevent* sev, timer_t* timer) {
+  // A thread CPU-time clock means the calling thread's: never elsewhere.
+  if (sev == nullptr || sev->sigev_notify != SIGEV_THREAD || clock == CLOCK_THREAD_CPUTIME_ID) {
+    return REAL(timer_create)(clock, sev, timer);
+  }
+  struct Args {
+    real_type::timer_create fn;
+    clockid_t clock;
+    struct sigevent* sev;
+    timer_t* timer;
+  } args{REAL(timer_create), clock, sev, timer};
+  return static_cast<int>(RunWithCleanThreads(
+      [](void* p) -> long {
+        Args* a = static_cast<Args*>(p);
+        return a->fn(a->clock, a->sev, a->timer);
+      },
+      &args, false));
+}
+
+PRISTINE_EXPORT int mq_notify(mqd_t mq, const struct sigevent* sev) {
+  if (sev == nullptr || sev->sigev_notify != SIGEV_THREAD) return REAL(mq_notify)(mq, sev);
+  struct Args {
+    real_type::mq_notify fn;
+    mqd_t mq;
+    const struct sigevent* sev;
+  } args{REAL(mq_notify), mq, sev};
+  return static_cast<int>(RunWithCleanThreads(
+      [](void* p) -> long {
+        Args* a = static_cast<Args*>(p);
+        return a->fn(a->mq, a->sev);
+      },
+      &args, true));
+}
+
+PRISTINE_EXPORT int getaddrinfo_a(int mode, struct gaicb* list[], int n, struct sigevent* sev) {
+  // GAI_WAIT would block the template: enqueue without waiting there, then
+  // wait here, as glibc's GAI_WAIT does (no notification in that mode).
+  struct Args {
+    real_type::getaddrinfo_a fn;
+    struct gaicb** list;
+    int n;
+    struct sigevent* sev;
+  } args{REAL(getaddrinfo_a), list, n, mode == GAI_WAIT ? nullptr : sev};
+  int rc = static_cast<int>(RunWithCleanThreads(
+      [](void* p) -> long {
+        Args* a = static_cast<Args*>(p);
+        return a->fn(GAI_NOWAIT, a->list, a->n, a->sev);
+      },
+      &args, false));
+  if (rc != 0 || mode != GAI_WAIT) return rc;
+  for (;;) {
+    bool pending = false;
+    for (int i = 0; i < n; ++i) {
+      if (list[i] != nullptr && gai_error(list[i]) == EAI_INPROGRESS) pending = true;
+    }
+    if (!pending) return 0;
+    int r = gai_suspend(const_cast<const struct gaicb* const*>(list), n, nullptr);
+    if (r == EAI_INTR) return EAI_INTR;
+  }
+}
+
+namespace pristine {
+namespace {
+
+// aio_read, aio_write and aio_fsync: glibc starts its I/O helper threads from
+// the enqueuing thread. One of `read_write` and `fsync` is set.
+struct AioArgs {
+  int (*read_write)(struct aiocb*);
+  int (*fsync)(int, struct aiocb*);
+  int op;
+  struct aiocb* cb;
+};
+
+int RunAio(AioArgs args) {
+  return static_cast<int>(RunWithCleanThreads(
+      [](void* p) -> long {
+        AioArgs* a = static_cast<AioArgs*>(p);
+        return a->fsync != nullptr ? a->fsync(a->op, a->cb) : a->read_write(a->cb);
+      },
+      &args, true));
+}
+
+}  // namespace
+}  // namespace pristine
+
+PRISTINE_EXPORT int aio_read(struct aiocb* cb) { return RunAio({REAL(aio_read), nullptr, 0, cb}); }
+PRISTINE_EXPORT int aio_write(struct aiocb* cb) { return RunAio({REAL(aio_write), nullptr, 0, cb}); }
+PRISTINE_EXPORT int aio_fsync(int op, struct aiocb* cb) {
+  return RunAio({nullptr, REAL(aio_fsync), op, cb});
+}
+// On 64-bit glibc these are the same functions and structures under a second
+// name.
+static_assert(sizeof(struct aiocb64) == sizeof(struct aiocb), "aiocb64 is aiocb");
+PRISTINE_EXPORT int aio_read64(struct aiocb64* cb) {
+  return aio_read(reinterpret_cast<struct aiocb*>(cb));
+}
+PRISTINE_EXPORT int aio_write64(struct aiocb64* cb) {
+  return aio_write(reinterpret_cast<struct aiocb*>(cb));
+}
+PRISTINE_EXPORT int aio_fsync64(int op, struct aiocb64* cb) {
+  return aio_fsync(op, reinterpret_cast<struct aiocb*>(cb));
+}
+
+PRISTINE_EXPORT int lio_listio(int mode, struct aiocb* const list[], int n, struct sigevent* sev) {
+  // LIO_WAIT would block the template: submit without waiting there, then
+  // wait here; as glibc's LIO_WAIT, fail with EIO if any request failed.
+  struct Args {
+    real_type::lio_listio fn;
+    struct aiocb* const* list;
+    int n;
+    struct sigevent* sev;
+  } args{REAL(lio_listio), list, n, mode == LIO_WAIT ? nullptr : sev};
+  int rc = static_cast<int>(RunWithCleanThreads(
+      [](void* p) -> long {
+        Args* a = static_cast<Args*>(p);
+        return a->fn(LIO_NOWAIT, a->list, a->n, a->sev);
+      },
+      &args, true));
+  if (rc != 0 || mode != LIO_WAIT) return rc;
+  bool failed = false;
+  for (int i = 0; i < n; ++i) {
+    if (list[i] == nullptr || list[i]->aio_lio_opcode == LIO_NOP) continue;
+    int e;
+    while ((e = aio_error(list[i])) == EINPROGRESS) {
+      const struct aiocb* one[1] = {list[i]};
+      aio_suspend(one, 1, nullptr);
+    }
+    if (e != 0) failed = true;
+  }
+  if (failed) {
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+PRISTINE_EXPORT int lio_listio64(int mode, struct aiocb64* const list[], int n,
+                                 struct sigevent* sev) {
+  return lio_listio(mode, reinterpret_cast<struct aiocb* const*>(list), n, sev);
+}

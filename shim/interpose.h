@@ -69,7 +69,14 @@ using SetgroupsFn = int (*)(size_t n, const gid_t* groups);
   X(setegid, decltype(&::setegid))                                   \
   X(setregid, decltype(&::setregid))                                 \
   X(setresgid, decltype(&::setresgid))                               \
-  X(setgroups, SetgroupsFn)
+  X(setgroups, SetgroupsFn)                                          \
+  X(timer_create, decltype(&::timer_create))                         \
+  X(mq_notify, decltype(&::mq_notify))                               \
+  X(getaddrinfo_a, decltype(&::getaddrinfo_a))                       \
+  X(aio_read, decltype(&::aio_read))                                 \
+  X(aio_write, decltype(&::aio_write))                               \
+  X(aio_fsync, decltype(&::aio_fsync))                               \
+  X(lio_listio, decltype(&::lio_listio))
 
 // The type of each real function: real_type::pthread_create, ...
 namespace real_type {
