@@ -1,0 +1,170 @@
+// escalate: never-escalate test program (PRODUCT.md, "Never escalate"; issue 3 item 1).
+//
+// The main thread records the baseline (namespaces + the security lines of
+// /proc/thread-self/status), starts a worker with a plain pthread_create, the worker applies the
+// --taint steps in the order given, records its own state ("caller") and creates one child with
+// pthread_create; the child records its state. One JSON object on stdout:
+//   {"baseline": S, "caller": S, "child": S|null, "create_error": null|"EAGAIN"...}
+//   S = {"ns": {"net": ino, ...}, "sec": {"cap_inh": "hex", ..., "cap_amb", "nnp", "seccomp",
+//        "seccomp_filters", "uid": "r e s fs", "gid": ..., "groups": ...}}
+//
+// Taints (apply a namespace first: most later steps drop the right to unshare):
+//   net        unshare(CLONE_NEWNET)
+//   caps       capget + capset(2) (raw syscall) dropping CAP_NET_ADMIN from effective+permitted
+//   capbset    prctl(PR_CAPBSET_DROP, CAP_NET_ADMIN): out of the bounding set
+//   raise      capset adding CAP_NET_ADMIN to the inheritable set, then
+//              prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_ADMIN): above the baseline
+//   nnp        prctl(PR_SET_NO_NEW_PRIVS, 1)
+//   seccomp    nnp + an allow-all seccomp BPF filter (prctl(PR_SET_SECCOMP))
+//   creds      raw syscall(SYS_setgroups 0 / SYS_setresgid / SYS_setresuid) to 65534 (per thread)
+//   landlock   nnp + a Landlock domain that handles (denies) LANDLOCK_ACCESS_FS_MAKE_DIR
+//
+// --scratch DIR: every state also gets "mkdir": the result ("0", "EACCES", ...) of mkdir(2) of a
+// fresh directory under DIR (removed again): how a Landlock domain shows.
+//
+// Exit: 0 JSON printed, 2 usage, 3 this machine cannot apply a taint.
+
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/landlock.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <sys/prctl.h>
+
+#include "issue3_util.h"
+
+namespace {
+
+std::string g_scratch;
+
+std::string MkdirResult() {
+  std::string d = g_scratch + "/t" + std::to_string(t3::Gettid());
+  if (mkdir(d.c_str(), 0700) != 0) return t3::ErrName(errno);
+  rmdir(d.c_str());
+  return "0";
+}
+
+std::string Capture() {
+  JsonWriter w;
+  w.begin_object();
+  w.key("ns");
+  t3::WriteNs(w);
+  w.key("sec");
+  t3::WriteSecState(w, t3::ReadSecState());
+  if (!g_scratch.empty()) {
+    w.key("mkdir");
+    w.value(MkdirResult());
+  }
+  w.key("tid");
+  w.value(static_cast<long long>(t3::Gettid()));
+  w.end_object();
+  return w.str();
+}
+
+std::vector<std::string> g_taints;
+std::string g_caller, g_child;
+std::string g_create_error;
+
+void Capset(void (*edit)(__user_cap_data_struct* d)) {
+  __user_cap_header_struct hdr;
+  hdr.version = _LINUX_CAPABILITY_VERSION_3;
+  hdr.pid = 0;
+  __user_cap_data_struct data[2];
+  std::memset(data, 0, sizeof data);
+  if (syscall(SYS_capget, &hdr, data) != 0) t3::Unsupported("capget: " + t3::ErrName(errno));
+  edit(data);
+  if (syscall(SYS_capset, &hdr, data) != 0) t3::Unsupported("capset: " + t3::ErrName(errno));
+}
+
+void Apply(const std::string& t) {
+  auto fail = [&](const char* what) { t3::Unsupported("taint " + t + ": " + what + ": " + t3::ErrName(errno)); };
+  if (t == "net") {
+    if (unshare(CLONE_NEWNET) != 0) fail("unshare(CLONE_NEWNET)");
+  } else if (t == "caps") {
+    Capset([](__user_cap_data_struct* d) {
+      d[0].effective &= ~(1u << CAP_NET_ADMIN);
+      d[0].permitted &= ~(1u << CAP_NET_ADMIN);
+    });
+  } else if (t == "capbset") {
+    if (prctl(PR_CAPBSET_DROP, CAP_NET_ADMIN, 0, 0, 0) != 0) fail("PR_CAPBSET_DROP");
+  } else if (t == "raise") {
+    Capset([](__user_cap_data_struct* d) { d[0].inheritable |= 1u << CAP_NET_ADMIN; });
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_ADMIN, 0, 0) != 0) fail("PR_CAP_AMBIENT_RAISE");
+  } else if (t == "nnp") {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("PR_SET_NO_NEW_PRIVS");
+  } else if (t == "seccomp") {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("PR_SET_NO_NEW_PRIVS");
+    struct sock_filter filter[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    struct sock_fprog prog;
+    prog.len = 1;
+    prog.filter = filter;
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) fail("PR_SET_SECCOMP");
+  } else if (t == "landlock") {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("PR_SET_NO_NEW_PRIVS");
+    struct landlock_ruleset_attr attr;
+    std::memset(&attr, 0, sizeof attr);
+    attr.handled_access_fs = LANDLOCK_ACCESS_FS_MAKE_DIR;
+    long fd = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+    if (fd < 0) fail("landlock_create_ruleset");
+    if (syscall(SYS_landlock_restrict_self, fd, 0) != 0) fail("landlock_restrict_self");
+    close(static_cast<int>(fd));
+  } else if (t == "creds") {
+    if (syscall(SYS_setgroups, 0, nullptr) != 0) fail("setgroups");
+    if (syscall(SYS_setresgid, 65534, 65534, 65534) != 0) fail("setresgid");
+    if (syscall(SYS_setresuid, 65534, 65534, 65534) != 0) fail("setresuid");
+  } else {
+    std::fprintf(stderr, "escalate: unknown taint '%s'\n", t.c_str());
+    std::exit(2);
+  }
+}
+
+void* Child(void*) {
+  g_child = Capture();
+  return nullptr;
+}
+
+void* Worker(void*) {
+  for (const auto& t : g_taints) Apply(t);
+  g_caller = Capture();
+  pthread_t th;
+  int r = pthread_create(&th, nullptr, Child, nullptr);
+  if (r != 0) {
+    g_create_error = t3::ErrName(r);
+  } else {
+    pthread_join(th, nullptr);
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--taint" && i + 1 < argc) {
+      g_taints.push_back(argv[++i]);
+    } else if (a == "--scratch" && i + 1 < argc) {
+      g_scratch = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: escalate [--scratch DIR] "
+                           "[--taint net|caps|capbset|raise|nnp|seccomp|creds|landlock]...\n");
+      return 2;
+    }
+  }
+  std::string baseline = Capture();
+  pthread_t w;
+  int r = pthread_create(&w, nullptr, Worker, nullptr);
+  if (r != 0) t3::Die("worker: " + t3::ErrName(r));
+  pthread_join(w, nullptr);
+  JsonWriter out;
+  out.begin_object();
+  out.key("baseline"); out.raw(baseline);
+  out.key("caller"); out.raw(g_caller);
+  out.key("child");
+  if (g_child.empty()) out.null(); else out.raw(g_child);
+  out.key("create_error");
+  if (g_create_error.empty()) out.null(); else out.value(g_create_error);
+  out.end_object();
+  t3::PrintJson(out);
+  return 0;
+}

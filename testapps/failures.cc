@@ -1,0 +1,357 @@
+// failures: failure paths of thread creation under the shim (issue 3 item 7).
+//
+//   failures --mode limit --cgroup DIR
+//     The process moves itself into the (empty, test-made) pids cgroup DIR. A worker unshares its
+//     net namespace, counts its process's tasks, sets DIR/pids.max to pids.current and tries 3
+//     creates (each must fail: "limited_errors"), counts tasks again, sets pids.max back to "max",
+//     creates and joins a thread ("after_error", "after_child_net") and counts tasks once more.
+//
+//   failures --mode signals [--creates N]
+//     A worker unshares its net namespace and creates+joins N (default 200) threads while the main
+//     thread sends it SIGUSR1 (handler installed without SA_RESTART) in a loop until it is done.
+//
+//   failures --mode cancel
+//     A worker unshares its net namespace and waits until main has called pthread_cancel on it
+//     (deferred cancellation: the cancel stays pending), then calls pthread_create (not a
+//     cancellation point: it must complete), records the result and calls pthread_testcancel().
+//     main joins the worker (expects PTHREAD_CANCELED) and then the created thread.
+//
+//   failures --mode exit --exiter main|thread [--code N]
+//     4 workers unshare their net namespace and create+join threads in an endless loop; once each
+//     has created at least one, the exiter calls exit(N) (default 42). An atexit handler prints
+//     {"atexit": true} on stdout. Nothing else is printed.
+//
+//   failures --mode work [--cgroup DIR] [--raise-nproc]
+//     For a process whose template could not start: first --cgroup: write "max" to DIR/pids.max,
+//     --raise-nproc: raise RLIMIT_NPROC's soft limit to the hard limit. Then a worker unshares its
+//     net namespace and creates+joins 3 threads; their net namespaces and errors are reported.
+//
+// One JSON object on stdout (mode exit: see above); exit 0, 2 usage, 3 unsupported here.
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <atomic>
+
+#include "issue3_util.h"
+
+namespace {
+
+long long Net() { return t3::NsInode("net"); }
+
+void TaintNet() {
+  if (unshare(CLONE_NEWNET) != 0) t3::Unsupported("unshare(CLONE_NEWNET): " + t3::ErrName(errno));
+}
+
+void* RecordNet(void* p) {
+  *static_cast<long long*>(p) = Net();
+  return nullptr;
+}
+
+// Creates and joins a thread; returns 0 or the error; *net gets the thread's net inode.
+int CreateJoin(long long* net) {
+  pthread_t th;
+  int r = pthread_create(&th, nullptr, RecordNet, net);
+  if (r == 0) pthread_join(th, nullptr);
+  return r;
+}
+
+std::string g_cgroup;
+
+// ---------------------------------------------------------------------------------------------
+struct LimitOut {
+  int tasks_before = -1, tasks_after_fail = -1, tasks_end = -1;
+  std::vector<std::string> limited_errors;
+  std::string after_error;
+  long long after_child_net = -1, caller_net = -1;
+  std::string pids_max;
+};
+
+void* LimitWorker(void* p) {
+  auto* o = static_cast<LimitOut*>(p);
+  TaintNet();
+  o->caller_net = Net();
+  o->tasks_before = t3::CountTasks();
+  std::string cur = t3::ReadFirstLine(g_cgroup + "/pids.current");
+  o->pids_max = cur;
+  if (cur.empty() || !t3::WriteFile(g_cgroup + "/pids.max", cur)) t3::Unsupported("cannot set pids.max");
+  for (int i = 0; i < 3; ++i) {
+    long long net = -1;
+    int r = CreateJoin(&net);
+    o->limited_errors.push_back(t3::ErrName(r));
+  }
+  o->tasks_after_fail = t3::CountTasks();
+  if (!t3::WriteFile(g_cgroup + "/pids.max", "max")) t3::Die("cannot reset pids.max");
+  o->after_error = t3::ErrName(CreateJoin(&o->after_child_net));
+  o->tasks_end = t3::CountTasks();
+  return nullptr;
+}
+
+void ModeLimit() {
+  if (g_cgroup.empty()) t3::Unsupported("--mode limit needs --cgroup");
+  if (!t3::WriteFile(g_cgroup + "/cgroup.procs", std::to_string(getpid())))
+    t3::Unsupported("cannot join " + g_cgroup + ": " + t3::ErrName(errno));
+  LimitOut o;
+  pthread_t th;
+  if (pthread_create(&th, nullptr, LimitWorker, &o) != 0) t3::Die("worker");
+  pthread_join(th, nullptr);
+  JsonWriter w;
+  w.begin_object();
+  w.key("baseline_net"); w.value(Net());
+  w.key("caller_net"); w.value(o.caller_net);
+  w.key("pids_max_set"); w.value(o.pids_max);
+  w.key("limited_errors");
+  w.begin_array();
+  for (auto& e : o.limited_errors) w.value(e);
+  w.end_array();
+  w.key("tasks_before"); w.value(o.tasks_before);
+  w.key("tasks_after_fail"); w.value(o.tasks_after_fail);
+  w.key("after_error"); w.value(o.after_error);
+  w.key("after_child_net"); w.value(o.after_child_net);
+  w.key("tasks_end"); w.value(o.tasks_end);
+  w.end_object();
+  t3::PrintJson(w);
+}
+
+// ---------------------------------------------------------------------------------------------
+std::atomic<long> g_signals{0};
+std::atomic<bool> g_worker_done{false};
+int g_creates = 200;
+
+void OnSignal(int) { g_signals.fetch_add(1, std::memory_order_relaxed); }
+
+struct SigOut {
+  long long caller_net = -1;
+  long ok = 0, failed = 0, child_caller_net = 0, child_other_net = 0;
+  std::vector<long long> nets;
+  std::string first_error;
+};
+
+void* SignalWorker(void* p) {
+  auto* o = static_cast<SigOut*>(p);
+  TaintNet();
+  o->caller_net = Net();
+  while (g_signals.load() == 0) sched_yield();  // the storm has started
+  for (int i = 0; i < g_creates; ++i) {
+    long long net = -1;
+    int r = CreateJoin(&net);
+    if (r != 0) {
+      ++o->failed;
+      if (o->first_error.empty()) o->first_error = t3::ErrName(r);
+      continue;
+    }
+    ++o->ok;
+    if (net == o->caller_net) ++o->child_caller_net;
+    else o->nets.push_back(net);
+  }
+  g_worker_done.store(true);
+  return nullptr;
+}
+
+void ModeSignals() {
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: interrupted system calls return EINTR
+  sigaction(SIGUSR1, &sa, nullptr);
+  SigOut o;
+  pthread_t th;
+  if (pthread_create(&th, nullptr, SignalWorker, &o) != 0) t3::Die("worker");
+  long sent = 0;
+  while (!g_worker_done.load()) {
+    if (pthread_kill(th, SIGUSR1) == 0) ++sent;
+    sched_yield();
+  }
+  pthread_join(th, nullptr);
+  long long base = Net();
+  long baseline_children = 0;
+  for (long long n : o.nets)
+    if (n == base) ++baseline_children;
+  JsonWriter w;
+  w.begin_object();
+  w.key("baseline_net"); w.value(base);
+  w.key("caller_net"); w.value(o.caller_net);
+  w.key("creates"); w.value(g_creates);
+  w.key("ok"); w.value(o.ok);
+  w.key("failed"); w.value(o.failed);
+  w.key("first_error");
+  if (o.first_error.empty()) w.null(); else w.value(o.first_error);
+  w.key("children_caller_net"); w.value(o.child_caller_net);
+  w.key("children_baseline_net"); w.value(baseline_children);
+  w.key("signals_sent"); w.value(sent);
+  w.key("signals_handled"); w.value(g_signals.load());
+  w.end_object();
+  t3::PrintJson(w);
+}
+
+// ---------------------------------------------------------------------------------------------
+struct CancelCtx {
+  std::atomic<bool> cancel_sent{false};
+  long long caller_net = -1;
+  long long child_net = -1;
+  int create_rc = -1;
+  pthread_t child;
+  bool reached_testcancel = false;
+};
+
+void* CancelWorker(void* p) {
+  auto* c = static_cast<CancelCtx*>(p);
+  int old;
+  pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &old);
+  TaintNet();
+  c->caller_net = Net();
+  while (!c->cancel_sent.load()) sched_yield();  // sched_yield is not a cancellation point
+  c->create_rc = pthread_create(&c->child, nullptr, RecordNet, &c->child_net);
+  c->reached_testcancel = true;
+  pthread_testcancel();
+  return nullptr;  // not reached while the cancel is pending
+}
+
+void ModeCancel() {
+  CancelCtx c;
+  pthread_t th;
+  if (pthread_create(&th, nullptr, CancelWorker, &c) != 0) t3::Die("worker");
+  int cr = pthread_cancel(th);
+  c.cancel_sent.store(true);
+  void* ret = nullptr;
+  pthread_join(th, &ret);
+  if (c.create_rc == 0) pthread_join(c.child, nullptr);
+  JsonWriter w;
+  w.begin_object();
+  w.key("baseline_net"); w.value(Net());
+  w.key("caller_net"); w.value(c.caller_net);
+  w.key("cancel_rc"); w.value(cr);
+  w.key("create_error"); w.value(t3::ErrName(c.create_rc));
+  w.key("reached_testcancel"); w.value(c.reached_testcancel);
+  w.key("worker_canceled"); w.value(ret == PTHREAD_CANCELED);
+  w.key("child_net"); w.value(c.child_net);
+  w.end_object();
+  t3::PrintJson(w);
+}
+
+// ---------------------------------------------------------------------------------------------
+constexpr int kExitWorkers = 4;
+std::atomic<int> g_started{0};
+int g_code = 42;
+
+void* Nothing(void*) { return nullptr; }
+
+void* LoopWorker(void*) {
+  TaintNet();
+  bool counted = false;
+  for (;;) {
+    pthread_t th;
+    if (pthread_create(&th, nullptr, Nothing, nullptr) == 0) pthread_join(th, nullptr);
+    if (!counted) {
+      counted = true;
+      g_started.fetch_add(1);
+    }
+  }
+  return nullptr;
+}
+
+void AtExit() {
+  // Raw write: stdio may be in any state while other threads run.
+  const char msg[] = "{\"atexit\": true}\n";
+  if (write(1, msg, sizeof msg - 1) < 0) {
+  }
+}
+
+void* Exiter(void*) {
+  while (g_started.load() < kExitWorkers) sched_yield();
+  exit(g_code);
+}
+
+void ModeExit(bool from_main) {
+  atexit(AtExit);
+  for (int i = 0; i < kExitWorkers; ++i) {
+    pthread_t th;
+    if (pthread_create(&th, nullptr, LoopWorker, nullptr) != 0) t3::Die("worker");
+    pthread_detach(th);
+  }
+  if (from_main) Exiter(nullptr);
+  pthread_t th;
+  if (pthread_create(&th, nullptr, Exiter, nullptr) != 0) t3::Die("exiter");
+  for (;;) pause();
+}
+
+// ---------------------------------------------------------------------------------------------
+void ModeWork(bool raise_nproc) {
+  if (!g_cgroup.empty() && !t3::WriteFile(g_cgroup + "/pids.max", "max")) t3::Die("cannot reset pids.max");
+  if (raise_nproc) {
+    struct rlimit rl;
+    getrlimit(RLIMIT_NPROC, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NPROC, &rl) != 0) t3::Die("setrlimit: " + t3::ErrName(errno));
+  }
+  struct Out {
+    long long caller_net = -1;
+    std::vector<std::string> errors;
+    std::vector<long long> nets;
+  } o;
+  pthread_t th;
+  int r = pthread_create(&th, nullptr, [](void* p) -> void* {
+    auto* o = static_cast<Out*>(p);
+    TaintNet();
+    o->caller_net = Net();
+    for (int i = 0; i < 3; ++i) {
+      long long net = -1;
+      o->errors.push_back(t3::ErrName(CreateJoin(&net)));
+      o->nets.push_back(net);
+    }
+    return nullptr;
+  }, &o);
+  if (r != 0) t3::Die("worker: " + t3::ErrName(r));
+  pthread_join(th, nullptr);
+  JsonWriter w;
+  w.begin_object();
+  w.key("baseline_net"); w.value(Net());
+  w.key("caller_net"); w.value(o.caller_net);
+  w.key("errors");
+  w.begin_array();
+  for (auto& e : o.errors) w.value(e);
+  w.end_array();
+  w.key("child_nets");
+  w.begin_array();
+  for (long long n : o.nets) w.value(n);
+  w.end_array();
+  w.key("uid"); w.value(static_cast<long long>(getuid()));
+  w.end_object();
+  t3::PrintJson(w);
+}
+
+[[noreturn]] void Usage() {
+  std::fprintf(stderr,
+               "usage: failures --mode limit|signals|cancel|exit|work [--cgroup DIR] [--creates N]\n"
+               "                [--exiter main|thread] [--code N] [--raise-nproc]\n");
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string mode;
+  bool exit_from_main = true, raise_nproc = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--raise-nproc") { raise_nproc = true; continue; }
+    if (i + 1 >= argc) Usage();
+    std::string v = argv[++i];
+    if (a == "--mode") mode = v;
+    else if (a == "--cgroup") g_cgroup = v;
+    else if (a == "--creates") g_creates = std::atoi(v.c_str());
+    else if (a == "--code") g_code = std::atoi(v.c_str());
+    else if (a == "--exiter" && (v == "main" || v == "thread")) exit_from_main = v == "main";
+    else Usage();
+  }
+  if (mode == "limit") ModeLimit();
+  else if (mode == "signals") ModeSignals();
+  else if (mode == "cancel") ModeCancel();
+  else if (mode == "exit") ModeExit(exit_from_main);
+  else if (mode == "work") ModeWork(raise_nproc);
+  else Usage();
+  return 0;
+}
