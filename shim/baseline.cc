@@ -1,5 +1,7 @@
 #include "baseline.h"
 
+#include <sys/prctl.h>
+
 #include <cstring>
 #include <initializer_list>
 
@@ -18,6 +20,7 @@ struct Cache {
   char name[16] ABSL_GUARDED_BY(mu) = {};
   SchedState sched ABSL_GUARDED_BY(mu);
   bool sched_ok ABSL_GUARDED_BY(mu) = false;
+  long securebits ABSL_GUARDED_BY(mu) = 0;
   // Read from the template on first need.
 
   uint32_t ns_valid ABSL_GUARDED_BY(mu) = 0;  // bit per namespace Dim
@@ -56,7 +59,9 @@ void BaselineCaptureSnapshot() {
   ReadName(name);
   SchedState sched;
   bool sched_ok = ReadSched(0, &sched);
+  long securebits = RawSyscall(SYS_prctl, PR_GET_SECUREBITS);
   FutexLock lock(&g_cache.mu);
+  g_cache.securebits = securebits;
   g_cache.sigmask = mask;
   memcpy(g_cache.name, name, sizeof name);
   g_cache.sched = sched;
@@ -91,6 +96,21 @@ uint64_t BaselineSigmask() {
 void BaselineName(char out[16]) {
   FutexLock lock(&g_cache.mu);
   memcpy(out, g_cache.name, 16);
+}
+
+bool BaselineSecurity(SecurityState* out) {
+  FutexLock lock(&g_cache.mu);
+  if (g_cache.template_tid == 0) return false;
+  if (!g_cache.security_valid) {
+    g_cache.security_valid = ReadSecurity(g_cache.template_tid, &g_cache.security);
+  }
+  if (g_cache.security_valid) *out = g_cache.security;
+  return g_cache.security_valid;
+}
+
+long BaselineSecurebits() {
+  FutexLock lock(&g_cache.mu);
+  return g_cache.securebits;
 }
 
 void BaselineSched(int* policy, int* priority, int* nice) {

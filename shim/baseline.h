@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "dimension.h"
+#include "state.h"
 
 namespace pristine {
 
@@ -50,6 +51,13 @@ uint64_t BaselineSigmask();
 
 // The baseline's thread name, NUL-terminated.
 void BaselineName(char out[16]);
+
+// The baseline's capability sets, no_new_privs, seccomp mode and
+// credentials, read from the template. False if unknown (no template, no /proc).
+bool BaselineSecurity(SecurityState* out);
+
+// The baseline's securebits (snapshot; prctl(PR_GET_SECUREBITS)).
+long BaselineSecurebits();
 
 // The baseline's scheduling policy, priority and nice value.
 void BaselineSched(int* policy, int* priority, int* nice);

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "options.h"
 #include "policy.h"
+#include "privileges.h"
 #include "raw_syscall.h"
 #include "report.h"
 #include "state.h"
@@ -51,6 +52,7 @@ struct ChildSetup {
   bool set_affinity = false;
   cpu_set_t affinity;
   int ns_fd[kDimCount];  // namespaces to setns into, -1 for none
+  PrivilegePlan privileges;  // at most the caller's (never escalate)
 };
 
 ChildSetup* NewChildSetup(void* (*start)(void*), int (*c11_start)(void*), void* arg) {
@@ -90,6 +92,11 @@ void* ChildStart(void* p) {
       REAL(pthread_setschedparam)(pthread_self(), s->sched_policy, &s->sched_param);
     }
     if (s->set_nice) RawSyscall(SYS_setpriority, PRIO_PROCESS, 0, s->nice);
+    // Last: the steps above may need the baseline's privileges.
+    if (!ApplyPrivileges(s->privileges)) {
+      Log("pristine: a forwarded thread could not take its creator's exact privileges; it "
+          "dropped all capabilities instead\n");
+    }
   }
   AdoptTaint(s->taint);
   if (s->set_sigmask) {
@@ -187,8 +194,9 @@ void CaptureInherited(ChildSetup* s, const pthread_attr_t* attr, DimSet taint,
   s->taint.pending = (taint - isolated).bits();
 }
 
-// Creates the thread on the template. Returns false if no template serves (the
-// caller then creates directly); otherwise *rc is pthread_create's result.
+// Creates the thread on the template. Returns false if no template serves or
+// the caller's privileges cannot be reproduced there (the caller then creates
+// directly); otherwise *rc is pthread_create's result.
 bool Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
              int (*c11_start)(void*), void* arg, DimSet taint, int* rc) {
   const Options& options = CurrentOptions();
@@ -196,6 +204,10 @@ bool Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*
   if (setup == nullptr) {
     *rc = EAGAIN;
     return true;
+  }
+  if (!PlanPrivileges(taint, &setup->privileges)) {
+    FreeChildSetup(setup);
+    return false;
   }
   CaptureInherited(setup, attr, taint, options);
   CreateRequest req{};
@@ -262,7 +274,11 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
       return rc;
     }
   }
-  if (!taint.empty()) ReportTaintedCreate(taint, decision, false);
+  if (!taint.empty()) {
+    // A forward that did not happen was refused for the caller's privileges.
+    if (decision == Decision::kForward) decision = Decision::kRestricted;
+    ReportTaintedCreate(taint, decision, false);
+  }
   return CreateDirect(thread, attr, start, c11_start, arg);
 }
 

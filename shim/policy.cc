@@ -17,10 +17,11 @@ Decision Decide(DimSet taint, const Options& options) {
     return Decision::kDirect;
   }
   if (options.mode == Mode::kAudit) return Decision::kAudited;
-  // Never escalate: a caller whose privileges or restrictions differ from the
-  // baseline keeps creating its own threads, so that they inherit exactly
-  // what it has.
-  if (taint.intersects(kSecurityDims)) return Decision::kRestricted;
+  // Never escalate: a seccomp filter or a Landlock domain cannot be put on a
+  // thread the template creates, so such a caller creates its own threads,
+  // which inherit exactly what it has. Capabilities, no_new_privs and
+  // credentials are re-applied on the forwarded thread (privileges.h).
+  if (taint.intersects(kUnforwardableDims)) return Decision::kRestricted;
   return Decision::kForward;
 }
 

@@ -18,6 +18,9 @@ enum class Decision : uint8_t {
 
 const char* DecisionName(Decision d);
 
+// Restrictions no forwarded thread can be given: their holders are restricted.
+constexpr DimSet kUnforwardableDims = DimSet(Dim::kSeccomp) | Dim::kLandlock;
+
 // Pure function of its arguments.
 Decision Decide(DimSet taint, const Options& options);
 

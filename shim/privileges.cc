@@ -1,0 +1,108 @@
+#include "privileges.h"
+
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "baseline.h"
+#include "raw_syscall.h"
+#include "state.h"
+
+namespace pristine {
+namespace {
+
+constexpr uint64_t Cap(int c) { return 1ull << c; }
+
+bool SetCapSets(uint64_t eff, uint64_t prm, uint64_t inh) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {};
+  data[0].effective = static_cast<uint32_t>(eff);
+  data[1].effective = static_cast<uint32_t>(eff >> 32);
+  data[0].permitted = static_cast<uint32_t>(prm);
+  data[1].permitted = static_cast<uint32_t>(prm >> 32);
+  data[0].inheritable = static_cast<uint32_t>(inh);
+  data[1].inheritable = static_cast<uint32_t>(inh >> 32);
+  return RawSyscall(SYS_capset, &header, data) == 0;
+}
+
+// The fallback when a step failed: nothing left to escalate with.
+void DropEverything() {
+  RawSyscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  SetCapSets(0, 0, 0);
+  RawSyscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+}  // namespace
+
+bool PlanPrivileges(DimSet taint, PrivilegePlan* plan) {
+  if (taint.intersects(DimSet(Dim::kSeccomp) | Dim::kLandlock)) return false;
+  if (!taint.intersects(DimSet(Dim::kCaps) | Dim::kNnp | Dim::kCreds)) return true;
+  SecurityState caller, base;
+  if (!ReadSecurity(0, &caller) || !BaselineSecurity(&base)) return false;
+  if (RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != BaselineSecurebits()) return false;
+  plan->apply = true;
+  plan->cap_eff = caller.cap_eff & base.cap_eff;
+  plan->cap_prm = caller.cap_prm & base.cap_prm;
+  plan->cap_inh = caller.cap_inh & base.cap_inh;
+  plan->cap_amb = caller.cap_amb & plan->cap_prm & plan->cap_inh;
+  plan->bounding_drop = base.cap_bnd & ~caller.cap_bnd;
+  if (plan->bounding_drop != 0 && !(base.cap_eff & Cap(CAP_SETPCAP))) return false;
+  plan->no_new_privs = caller.no_new_privs != 0;
+  if (taint.has(Dim::kCreds)) {
+    if ((base.cap_eff & (Cap(CAP_SETUID) | Cap(CAP_SETGID))) != (Cap(CAP_SETUID) | Cap(CAP_SETGID))) {
+      return false;
+    }
+    // The kernel charges a new thread to its creator's real uid and enforces
+    // RLIMIT_NPROC there (root and CAP_SYS_ADMIN/CAP_SYS_RESOURCE are exempt).
+    // The template would be charged instead of a caller with another real
+    // uid, so while a limit applies only the caller may create its threads.
+    struct rlimit nproc;
+    bool caller_exempt = caller.uid[0] == 0 ||
+                         (caller.cap_eff & (Cap(CAP_SYS_ADMIN) | Cap(CAP_SYS_RESOURCE))) != 0;
+    if (caller.uid[0] != base.uid[0] && !caller_exempt &&
+        (RawSyscall(SYS_prlimit64, 0, RLIMIT_NPROC, nullptr, &nproc) != 0 ||
+         nproc.rlim_cur != RLIM_INFINITY)) {
+      return false;
+    }
+    long n = RawSyscall(SYS_getgroups, kMaxGroups, plan->groups);
+    if (n < 0) return false;  // more groups than a plan holds
+    plan->ngroups = static_cast<int>(n);
+    for (int i = 0; i < 3; ++i) {
+      plan->uid[i] = caller.uid[i];
+      plan->gid[i] = caller.gid[i];
+    }
+    plan->set_creds = true;
+  }
+  return true;
+}
+
+bool ApplyPrivileges(const PrivilegePlan& plan) {
+  if (!plan.apply) return true;
+  bool ok = true;
+  // While the baseline's capabilities are still effective: the bounding set
+  // (needs CAP_SETPCAP), then the credentials (CAP_SETGID, CAP_SETUID), with
+  // keep-caps on so that the permitted set survives leaving uid 0.
+  for (int c = 0; c < 64 && ok; ++c) {
+    if (plan.bounding_drop & Cap(c)) ok = RawSyscall(SYS_prctl, PR_CAPBSET_DROP, c, 0, 0, 0) == 0;
+  }
+  if (ok && plan.set_creds) {
+    ok = RawSyscall(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0) == 0 &&
+         RawSyscall(SYS_setgroups, plan.ngroups, plan.groups) == 0 &&
+         RawSyscall(SYS_setresgid, plan.gid[0], plan.gid[1], plan.gid[2]) == 0 &&
+         RawSyscall(SYS_setresuid, plan.uid[0], plan.uid[1], plan.uid[2]) == 0;
+    // Securebits equal the baseline's (PlanPrivileges checked): keep-caps off.
+    RawSyscall(SYS_prctl, PR_SET_KEEPCAPS, 0, 0, 0, 0);
+  }
+  ok = ok && SetCapSets(plan.cap_eff, plan.cap_prm, plan.cap_inh);
+  ok = ok && RawSyscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == 0;
+  for (int c = 0; c < 64 && ok; ++c) {
+    if (plan.cap_amb & Cap(c)) {
+      ok = RawSyscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) == 0;
+    }
+  }
+  if (ok && plan.no_new_privs) ok = RawSyscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
+  if (!ok) DropEverything();
+  return ok;
+}
+
+}  // namespace pristine
