@@ -4,6 +4,7 @@
 //   userns --mode rebase [--via unshare|syscall]
 //     1. main starts a worker and joins it (under the shim only the template remains);
 //     2. main: unshare(CLONE_NEWUSER)                        -> "unshare_user"
+//        (then, as `unshare -r`, it maps uid/gid 0 to its own ids)
 //     3. main creates a thread                              -> "t_after_unshare"
 //     4. a worker unshares its net namespace and creates one -> "w_after_unshare" / "c_after_unshare"
 //     5. main clones a helper process into a new user+mount namespace (clone(2), nested in the new
@@ -175,6 +176,11 @@ void ModeRebase() {
   out.Raw("unshare_user", u.Json());
   out.Raw("main_after_unshare", Capture());
   if (u.rc != 0) out.Finish();
+  // As `unshare -r`: map our ids to root, so that user namespaces can be nested below this one
+  // (creating one needs the creator's uid mapped in its parent) and threads keep a mapped uid.
+  if (!t3::WriteFile("/proc/self/setgroups", "deny") || !t3::WriteFile("/proc/self/uid_map", "0 0 1") ||
+      !t3::WriteFile("/proc/self/gid_map", "0 0 1"))
+    t3::Unsupported("writing /proc/self/{setgroups,uid_map,gid_map}: " + t3::ErrName(errno));
   out.Raw("t_after_unshare", ThreadOrDie(&out, "t_after_unshare"));
   out.Raw("after_unshare", TaintedCreate());
 
