@@ -14,7 +14,9 @@
 //   forker --mode stress [--creators K] [--creates N] [--forks M]
 //     K threads unshare their net namespace and create+join N threads each, while two threads
 //     (one untainted, one that unshared its net namespace) fork M times each; every forked child
-//     creates and joins a thread and exit(0)s. Reports counts; the parent waits for every child.
+//     creates and joins a thread and exit(0)s: exit 10 if the create failed, 12 if the thread was
+//     not in the forking thread's net namespace. Reports counts ("fork_statuses": every status
+//     other than exit 0); the parent waits for every child.
 //
 //   forker --mode spawn
 //     from the main thread and from a worker that unshared its net namespace: posix_spawn,
@@ -166,6 +168,8 @@ void ModeChildBaseline() {
 int g_creates = 200, g_forks = 30;
 std::atomic<long> g_create_ok{0}, g_create_fail{0}, g_fork_ok{0}, g_fork_bad{0}, g_fork_fail{0};
 std::atomic<int> g_creators_done{0};
+pthread_mutex_t g_status_mu = PTHREAD_MUTEX_INITIALIZER;
+std::vector<int> g_bad_statuses;
 
 void* Nothing(void*) { return nullptr; }
 
@@ -194,14 +198,20 @@ void* Forker(void* tainted) {
       continue;
     }
     if (pid == 0) {
-      pthread_t th;
-      if (pthread_create(&th, nullptr, Nothing, nullptr) != 0) _exit(10);
-      if (pthread_join(th, nullptr) != 0) _exit(11);
+      // The child's baseline is the forking thread's state: its thread shares our net namespace.
+      long long net = ThreadNet();
+      if (net < 0) _exit(10);
+      if (net != NetOf()) _exit(12);
       exit(0);
     }
     int st = WaitStatus(pid);
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) ++g_fork_ok;
-    else ++g_fork_bad;
+    else {
+      ++g_fork_bad;
+      pthread_mutex_lock(&g_status_mu);
+      g_bad_statuses.push_back(st);
+      pthread_mutex_unlock(&g_status_mu);
+    }
   }
   return nullptr;
 }
@@ -229,6 +239,10 @@ void ModeStress(int creators) {
   w.key("forks_ok"); w.value(g_fork_ok.load());
   w.key("forks_bad_status"); w.value(g_fork_bad.load());
   w.key("forks_failed"); w.value(g_fork_fail.load());
+  w.key("fork_statuses");  // raw wait statuses of the children that did not exit 0
+  w.begin_array();
+  for (int st : g_bad_statuses) w.value(st);
+  w.end_array();
   w.end_object();
   t3::PrintJson(w);
 }
