@@ -2,10 +2,13 @@
 // SIGEV_THREAD, getaddrinfo_a, POSIX aio). They are started by glibc's internal create, which an
 // LD_PRELOAD interposer of pthread_create never sees (issue 3 item 6).
 //
-//   glibc_threads --mode timer|mq|gai|aio [--untainted] [--mq-name /NAME] [--file PATH]
+//   glibc_threads --mode timer|mq|gai|aio [--taint net|files|net,files|none] [--mq-name /NAME]
+//                 [--file PATH]
 //
-// The main thread records its net namespace ("baseline_net"); a worker unshares its net
-// namespace (unless --untainted; "caller_net") and makes the call with a SIGEV_THREAD
+// The main thread records its net namespace ("baseline_net"); a worker taints itself (default
+// net: unshare(CLONE_NEWNET); files: unshare(CLONE_FILES), so that the descriptors it opens next
+// (the message queue, the aio file) exist in its private fd table only), records "caller_net"
+// and "caller_files_private", and makes the call with a SIGEV_THREAD
 // notification; the notification function records its own /proc/thread-self/ns/net
 // ("callback_net") and what the call produced, and wakes the worker:
 //   timer  timer_create(CLOCK_MONOTONIC) + timer_settime (1 ms, one shot): "detail" is "fired"
@@ -13,8 +16,9 @@
 //          mq_notify, mq_send("pristine"): the callback mq_receive()s it into "detail"
 //   gai    getaddrinfo_a(GAI_NOWAIT) for "localhost": "detail" is the first address, numeric
 //   aio    aio_read of --file (required for aio): "detail" is what was read (up to 255 bytes)
-// One JSON object on stdout: {"mode", "baseline_net", "caller_net", "callback_net", "ok",
-// "detail", "error"}; exit 0 (also when the call failed: see "error"), 2 usage, 3 unsupported.
+// The worker records its net namespace again after the call ("caller_net_after").
+// One JSON object on stdout: {"mode", "baseline_net", "caller_net", "caller_net_after",
+// "caller_files_private", "callback_net", "ok", "detail", "error"}; exit 0 (also when the call failed: see "error"), 2 usage, 3 unsupported.
 
 #include <aio.h>
 #include <arpa/inet.h>
@@ -30,7 +34,8 @@
 namespace {
 
 std::string g_mode;
-bool g_tainted = true;
+bool g_taint_net = true;
+bool g_taint_files = false;
 std::string g_mq_name;
 std::string g_file;
 
@@ -168,26 +173,35 @@ std::string Start(Ctx* c) {
 }
 
 struct WorkerOut {
-  long long caller_net = -1;
+  long long caller_net = -1, caller_net_after = -1;
+  int files_private = -1;
   std::string error;
 };
 
+pid_t g_main_tid;
+
 void* Worker(void* p) {
   auto* out = static_cast<WorkerOut*>(p);
-  if (g_tainted && unshare(CLONE_NEWNET) != 0) t3::Unsupported("unshare(CLONE_NEWNET): " + t3::ErrName(errno));
+  if (g_taint_net && unshare(CLONE_NEWNET) != 0) t3::Unsupported("unshare(CLONE_NEWNET): " + t3::ErrName(errno));
+  if (g_taint_files && unshare(CLONE_FILES) != 0) t3::Unsupported("unshare(CLONE_FILES): " + t3::ErrName(errno));
   out->caller_net = t3::NsInode("net");
+  // kcmp(main, self, KCMP_FILES): 0 means the same fd table.
+  long k = syscall(SYS_kcmp, static_cast<long>(g_main_tid), static_cast<long>(t3::Gettid()),
+                   2 /* KCMP_FILES */, 0L, 0L);
+  out->files_private = k < 0 ? -1 : (k != 0 ? 1 : 0);
   out->error = Start(&g_ctx);
   if (out->error.empty()) {
     while (sem_wait(&g_ctx.done) != 0) {
     }
   }
+  out->caller_net_after = t3::NsInode("net");
   return nullptr;
 }
 
 [[noreturn]] void Usage() {
   std::fprintf(stderr,
-               "usage: glibc_threads --mode timer|mq|gai|aio [--untainted] [--mq-name /NAME] "
-               "[--file PATH]\n");
+               "usage: glibc_threads --mode timer|mq|gai|aio [--taint net|files|net,files|none]\n"
+               "                     [--mq-name /NAME] [--file PATH]\n");
   std::exit(2);
 }
 
@@ -196,10 +210,13 @@ void* Worker(void* p) {
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--untainted") { g_tainted = false; continue; }
     if (i + 1 >= argc) Usage();
     std::string v = argv[++i];
     if (a == "--mode") g_mode = v;
+    else if (a == "--taint" && (v == "net" || v == "files" || v == "net,files" || v == "none")) {
+      g_taint_net = v == "net" || v == "net,files";
+      g_taint_files = v == "files" || v == "net,files";
+    }
     else if (a == "--mq-name") g_mq_name = v;
     else if (a == "--file") g_file = v;
     else Usage();
@@ -209,6 +226,7 @@ int main(int argc, char** argv) {
   if (g_mq_name.empty()) g_mq_name = "/pristine-glibc-threads-" + std::to_string(getpid());
   sem_init(&g_ctx.done, 0, 0);
   long long baseline = t3::NsInode("net");
+  g_main_tid = t3::Gettid();
   WorkerOut out;
   pthread_t th;
   int r = pthread_create(&th, nullptr, Worker, &out);
@@ -223,6 +241,9 @@ int main(int argc, char** argv) {
   w.key("mode"); w.value(g_mode);
   w.key("baseline_net"); w.value(baseline);
   w.key("caller_net"); w.value(out.caller_net);
+  w.key("caller_net_after"); w.value(out.caller_net_after);
+  w.key("caller_files_private");
+  if (out.files_private < 0) w.null(); else w.value(out.files_private == 1);
   w.key("callback_net"); w.value(g_ctx.callback_net);
   w.key("ok"); w.value(g_ctx.ok);
   w.key("detail"); w.value(g_ctx.detail);
