@@ -1,0 +1,526 @@
+// faults: fault injection around thread creation, for pytests/test_faults.py. Run with and without
+// LD_PRELOAD=libpristine.so; the results must match (the caller sees what glibc gives), nothing may
+// leak, nothing may hang.
+//
+//   faults CASE [--rounds N]
+// CASE:
+//   cgroup     a tainted worker creates while a pids cgroup is full (pids.max = pids.current)
+//   nproc      the process drops to uid 65534 (every thread) with RLIMIT_NPROC 1; a tainted
+//              worker creates
+//   rlimit-as  RLIMIT_AS just above the current size; a tainted worker creates with a 64 MiB
+//              stack, which cannot be mapped
+//   eintr      a tainted worker creates N threads while a SIGUSR1 storm (no SA_RESTART) hits it
+//   cancel     N rounds: a tainted worker is cancelled (deferred) while it is in pthread_create;
+//              the create completes, its thread is joinable, the worker dies at pthread_testcancel
+//   exit       tainted workers create in a loop; another thread calls exit(7) after N microseconds
+//
+// Output: one JSON object on stdout (except for `exit`, whose exit status is the result). Keys:
+//   rc (the faulted create's result, an errno name), rc_after (a create after the fault is lifted),
+//   tasks_before/tasks_after (/proc/self/task entries), maps_before/maps_after (/proc/self/maps
+//   lines), and per-case counters.
+// Exit: 0 done, 2 usage, 3 this machine cannot set the case up.
+//
+// Every worker taints itself by entering a second network namespace (setns), so that under the
+// shim its creates are forwarded to the template thread.
+
+#include <dirent.h>
+#include <grp.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+int g_alt_net_fd = -1;
+ino_t g_base_net = 0;
+
+[[noreturn]] void Unsupported(const std::string& msg) {
+  std::fprintf(stderr, "faults: cannot run here: %s\n", msg.c_str());
+  std::exit(3);
+}
+
+int CountTasks() {
+  int n = 0;
+  DIR* d = opendir("/proc/self/task");
+  if (d == nullptr) return -1;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  closedir(d);
+  return n;
+}
+
+int CountMaps() {
+  std::ifstream in("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
+// Tasks of the process, once every thread that is exiting has gone (a joined thread can still
+// be listed for a moment after pthread_join returns: the kernel reaps it asynchronously).
+// expect <= 0: until the count stops falling for a few readings.
+int SettledTasks(int expect) {
+  int n = CountTasks();
+  int stable = 0;
+  for (int i = 0; i < 2000; ++i) {
+    if (expect > 0 ? n <= expect : stable >= 5) break;
+    usleep(1000);
+    int m = CountTasks();
+    stable = m == n ? stable + 1 : 0;
+    n = m;
+  }
+  return n;
+}
+
+ino_t NetInode() {
+  struct stat st;
+  return stat("/proc/thread-self/ns/net", &st) == 0 ? st.st_ino : 0;
+}
+
+const char* ErrName(int e) {
+  switch (e) {
+    case 0: return "0";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EINVAL: return "EINVAL";
+    case EPERM: return "EPERM";
+    default: return "other";
+  }
+}
+
+void SetupAltNetns() {
+  g_base_net = NetInode();
+  std::thread helper([] {
+    if (unshare(CLONE_NEWNET) == 0) g_alt_net_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  });
+  helper.join();
+  if (g_alt_net_fd < 0) Unsupported("no network namespaces (need CAP_SYS_ADMIN)");
+}
+
+void Taint() {
+  if (setns(g_alt_net_fd, CLONE_NEWNET) != 0) {
+    std::perror("faults: setns");
+    std::exit(1);
+  }
+}
+
+std::atomic<int> g_children_ran{0};
+std::atomic<int> g_children_wrong{0};
+
+void* Child(void*) {
+  if (NetInode() != g_base_net) g_children_wrong.fetch_add(1);
+  g_children_ran.fetch_add(1);
+  return nullptr;
+}
+
+// A tainted worker thread that runs `body` (created directly by the main thread).
+void RunTaintedWorker(const std::function<void()>& body) {
+  std::thread t([&] {
+    Taint();
+    body();
+  });
+  t.join();
+}
+
+int CreateJoin(const pthread_attr_t* attr = nullptr) {
+  pthread_t t;
+  int rc = pthread_create(&t, attr, Child, nullptr);
+  if (rc == 0) pthread_join(t, nullptr);
+  return rc;
+}
+
+struct Result {
+  std::vector<std::pair<std::string, std::string>> kv;
+  void Add(const std::string& k, long v) { kv.emplace_back(k, std::to_string(v)); }
+  void AddStr(const std::string& k, const std::string& v) { kv.emplace_back(k, "\"" + v + "\""); }
+  void Print() {
+    Add("children_ran", g_children_ran.load());
+    Add("children_wrong", g_children_wrong.load());
+    std::string s = "{";
+    for (size_t i = 0; i < kv.size(); ++i) {
+      s += (i ? ", \"" : "\"") + kv[i].first + "\": " + kv[i].second;
+    }
+    std::printf("%s}\n", s.c_str());
+    std::fflush(stdout);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// pids cgroup
+
+bool WriteFile(const std::string& path, const std::string& value) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = write(fd, value.data(), value.size());
+  close(fd);
+  return n == static_cast<ssize_t>(value.size());
+}
+
+std::string ReadLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// The directory of our pids cgroup (v1 pids hierarchy or v2 with pids.max), or "".
+std::string PidsCgroupDir() {
+  std::ifstream cg("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(cg, line)) {
+    auto c1 = line.find(':');
+    auto c2 = line.find(':', c1 + 1);
+    if (c1 == std::string::npos || c2 == std::string::npos) continue;
+    std::string ctrls = line.substr(c1 + 1, c2 - c1 - 1);
+    std::string path = line.substr(c2 + 1);
+    std::stringstream ss(ctrls);
+    std::string c;
+    while (std::getline(ss, c, ',')) {
+      if (c == "pids") {
+        std::string dir = "/sys/fs/cgroup/pids" + (path == "/" ? "" : path);
+        if (access((dir + "/cgroup.procs").c_str(), W_OK) == 0) return dir;
+      }
+    }
+    if (ctrls.empty() && line.rfind("0::", 0) == 0) {
+      std::string dir = "/sys/fs/cgroup" + (path == "/" ? "" : path);
+      if (access((dir + "/pids.max").c_str(), F_OK) == 0 ||
+          ReadLine(dir + "/cgroup.subtree_control").find("pids") != std::string::npos)
+        return dir;
+    }
+  }
+  return "";
+}
+
+int CaseCgroup() {
+  std::string parent = PidsCgroupDir();
+  if (parent.empty()) Unsupported("no writable pids cgroup");
+  std::string dir = parent + "/pristine-faults-" + std::to_string(getpid());
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) Unsupported("mkdir " + dir);
+  if (!WriteFile(dir + "/cgroup.procs", std::to_string(getpid()))) {
+    rmdir(dir.c_str());
+    Unsupported("cannot join " + dir);
+  }
+  Result r;
+  RunTaintedWorker([&] {
+    CreateJoin();  // warm-up: the template and glibc's stack cache are in use before measuring
+    int tasks0 = SettledTasks(0), maps0 = CountMaps();
+    std::string cur = ReadLine(dir + "/pids.current");
+    if (!WriteFile(dir + "/pids.max", cur)) {
+      std::fprintf(stderr, "faults: cannot set pids.max\n");
+      std::exit(1);
+    }
+    int rc = CreateJoin();
+    WriteFile(dir + "/pids.max", "max");
+    int tasks1 = SettledTasks(tasks0), maps1 = CountMaps();
+    int rc_after = CreateJoin();
+    r.AddStr("rc", ErrName(rc));
+    r.AddStr("rc_after", ErrName(rc_after));
+    r.Add("pids_max", std::atol(cur.c_str()));
+    r.Add("tasks_before", tasks0);
+    r.Add("tasks_after", tasks1);
+    r.Add("maps_before", maps0);
+    r.Add("maps_after", maps1);
+  });
+  WriteFile(parent + "/cgroup.procs", std::to_string(getpid()));
+  rmdir(dir.c_str());
+  r.Print();
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+int CaseNproc() {
+  if (getuid() != 0) Unsupported("needs root to drop to uid 65534");
+  Result r;
+  std::atomic<int> phase{0};
+  int rc = -1, rc_after = -1, tasks0 = 0, maps0 = 0, tasks1 = 0, maps1 = 0;
+  std::thread worker([&] {
+    Taint();
+    CreateJoin();  // warm-up
+    phase = 1;
+    while (phase.load() != 2) usleep(100);
+    tasks0 = SettledTasks(0);
+    maps0 = CountMaps();
+    rc = CreateJoin();
+    struct rlimit rl;
+    getrlimit(RLIMIT_NPROC, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NPROC, &rl);
+    tasks1 = SettledTasks(tasks0);
+    maps1 = CountMaps();
+    rc_after = CreateJoin();
+  });
+  while (phase.load() != 1) usleep(100);
+  // Every thread of the process (the template too) becomes uid 65534 and loses its capabilities;
+  // RLIMIT_NPROC then counts this process's tasks against a limit of 1.
+  if (setgroups(0, nullptr) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+      setresuid(65534, 65534, 65534) != 0) {
+    std::perror("faults: setresuid");
+    std::exit(1);
+  }
+  struct rlimit rl;
+  getrlimit(RLIMIT_NPROC, &rl);
+  rl.rlim_cur = 1;
+  if (setrlimit(RLIMIT_NPROC, &rl) != 0) {
+    std::perror("faults: setrlimit");
+    std::exit(1);
+  }
+  phase = 2;
+  worker.join();
+  r.AddStr("rc", ErrName(rc));
+  r.AddStr("rc_after", ErrName(rc_after));
+  r.Add("tasks_before", tasks0);
+  r.Add("tasks_after", tasks1);
+  r.Add("maps_before", maps0);
+  r.Add("maps_after", maps1);
+  r.Print();
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+long VmSizeBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmSize:", 0) == 0) return std::atol(line.c_str() + 7) * 1024;
+  }
+  return -1;
+}
+
+int CaseRlimitAs() {
+  Result r;
+  RunTaintedWorker([&] {
+    pthread_attr_t big;
+    pthread_attr_init(&big);
+    pthread_attr_setstacksize(&big, 64 << 20);
+    CreateJoin();  // warm-up
+    int tasks0 = SettledTasks(0), maps0 = CountMaps();
+    struct rlimit old;
+    getrlimit(RLIMIT_AS, &old);
+    long vm = VmSizeBytes();
+    struct rlimit lim = {static_cast<rlim_t>(vm + (4 << 20)), old.rlim_max};
+    if (setrlimit(RLIMIT_AS, &lim) != 0) {
+      std::perror("faults: setrlimit RLIMIT_AS");
+      std::exit(1);
+    }
+    int rc = CreateJoin(&big);
+    setrlimit(RLIMIT_AS, &old);
+    int tasks1 = SettledTasks(tasks0), maps1 = CountMaps();
+    int rc_after = CreateJoin(&big);
+    pthread_attr_destroy(&big);
+    r.AddStr("rc", ErrName(rc));
+    r.AddStr("rc_after", ErrName(rc_after));
+    r.Add("tasks_before", tasks0);
+    r.Add("tasks_after", tasks1);
+    r.Add("maps_before", maps0);
+    r.Add("maps_after", maps1);
+  });
+  r.Print();
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::atomic<long> g_sigusr1{0};
+void OnSigusr1(int) { g_sigusr1.fetch_add(1, std::memory_order_relaxed); }
+
+void InstallSigusr1() {
+  struct sigaction sa = {};
+  sa.sa_handler = OnSigusr1;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART
+  sigaction(SIGUSR1, &sa, nullptr);
+}
+
+int CaseEintr(int rounds) {
+  InstallSigusr1();
+  Result r;
+  std::atomic<bool> done{false};
+  std::atomic<bool> ready{false};
+  pthread_t worker_handle;
+  int failures = 0;
+  int tasks0 = 0, maps0 = 0, tasks1 = 0, maps1 = 0;
+  std::thread worker([&] {
+    Taint();
+    CreateJoin();
+    tasks0 = SettledTasks(0);
+    maps0 = CountMaps();
+    worker_handle = pthread_self();
+    ready = true;
+    for (int i = 0; i < rounds; ++i) {
+      if (CreateJoin() != 0) ++failures;
+    }
+    done = true;
+    tasks1 = SettledTasks(tasks0 + 1);  // the signaller still runs
+    maps1 = CountMaps();
+  });
+  while (!ready.load()) usleep(100);
+  std::thread signaller([&] {
+    long sent = 0;
+    while (!done.load()) {
+      if (pthread_kill(worker_handle, SIGUSR1) == 0) ++sent;
+      if ((sent & 15) == 0) sched_yield();
+    }
+    r.Add("signals_sent", sent);
+  });
+  worker.join();
+  signaller.join();
+  r.Add("rounds", rounds);
+  r.Add("failures", failures);
+  r.Add("signals_received", g_sigusr1.load());
+  r.Add("tasks_before", tasks0);
+  r.Add("tasks_after", tasks1 - 1);
+  r.Add("maps_before", maps0);
+  r.Add("maps_after", maps1);
+  r.Print();
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct CancelRound {
+  std::atomic<int> stage{0};  // 1: about to create, 2: create returned
+  pthread_t child{};
+  int rc = -1;
+};
+
+void* CancelWorker(void* p) {
+  auto* c = static_cast<CancelRound*>(p);
+  Taint();
+  c->stage = 1;
+  c->rc = pthread_create(&c->child, nullptr, Child, nullptr);
+  c->stage = 2;
+  pthread_testcancel();
+  return nullptr;
+}
+
+int CaseCancel(int rounds) {
+  Result r;
+  // Keep the template busy so that cancellations land while callers wait in the queue.
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> busy;
+  for (int i = 0; i < 2; ++i) {
+    busy.emplace_back([&] {
+      Taint();
+      while (!stop.load()) CreateJoin();
+    });
+  }
+  int tasks0 = -1, maps0 = 0;
+  int cancelled = 0, not_cancelled = 0, create_failed = 0, child_joined = 0, child_missing = 0;
+  for (int i = 0; i < rounds; ++i) {
+    CancelRound c;
+    pthread_t w;
+    if (pthread_create(&w, nullptr, CancelWorker, &c) != 0) {
+      std::fprintf(stderr, "faults: cannot start a worker\n");
+      return 1;
+    }
+    while (c.stage.load() == 0) sched_yield();
+    pthread_cancel(w);
+    void* ret = nullptr;
+    pthread_join(w, &ret);
+    if (ret == PTHREAD_CANCELED) ++cancelled;
+    else ++not_cancelled;
+    if (c.stage.load() != 2) ++child_missing;  // the create never returned: cancelled inside it
+    else if (c.rc != 0) ++create_failed;
+    else if (pthread_join(c.child, nullptr) == 0) ++child_joined;
+    if (i == 0) {
+      stop = true;  // measure leaks without the busy threads
+      for (auto& t : busy) t.join();
+      busy.clear();
+      tasks0 = SettledTasks(0);
+      maps0 = CountMaps();
+      stop = false;
+      for (int j = 0; j < 2; ++j) {
+        busy.emplace_back([&] {
+          Taint();
+          while (!stop.load()) CreateJoin();
+        });
+      }
+    }
+  }
+  stop = true;
+  for (auto& t : busy) t.join();
+  int tasks1 = SettledTasks(tasks0), maps1 = CountMaps();
+  r.Add("rounds", rounds);
+  r.Add("cancelled", cancelled);
+  r.Add("not_cancelled", not_cancelled);
+  r.Add("create_failed", create_failed);
+  r.Add("child_joined", child_joined);
+  r.Add("child_missing", child_missing);
+  r.Add("tasks_before", tasks0);
+  r.Add("tasks_after", tasks1);
+  r.Add("maps_before", maps0);
+  r.Add("maps_after", maps1);
+  r.Print();
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+int CaseExit(int delay_us) {
+  for (int i = 0; i < 4; ++i) {
+    std::thread([i] {
+      Taint();
+      for (;;) {
+        pthread_t t;
+        if (pthread_create(&t, nullptr, Child, nullptr) == 0) {
+          if (i & 1) pthread_detach(t);
+          else pthread_join(t, nullptr);
+        }
+      }
+    }).detach();
+  }
+  std::thread([delay_us] {
+    usleep(static_cast<useconds_t>(delay_us));
+    std::exit(7);
+  }).detach();
+  for (;;) pause();
+}
+
+[[noreturn]] void Usage(const char* msg) {
+  std::fprintf(stderr,
+               "faults: %s\nusage: faults cgroup|nproc|rlimit-as|eintr|cancel|exit [--rounds N]\n",
+               msg);
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) Usage("missing case");
+  std::string c = argv[1];
+  int rounds = -1;
+  for (int i = 2; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) rounds = std::atoi(argv[++i]);
+    else Usage("bad option");
+  }
+  SetupAltNetns();
+  if (c == "cgroup") return CaseCgroup();
+  if (c == "nproc") return CaseNproc();
+  if (c == "rlimit-as") return CaseRlimitAs();
+  if (c == "eintr") return CaseEintr(rounds > 0 ? rounds : 2000);
+  if (c == "cancel") return CaseCancel(rounds > 0 ? rounds : 300);
+  if (c == "exit") return CaseExit(rounds >= 0 ? rounds : 1000);
+  Usage("unknown case");
+}
