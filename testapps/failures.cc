@@ -21,10 +21,14 @@
 //     has created at least one, the exiter calls exit(N) (default 42). An atexit handler prints
 //     {"atexit": true} on stdout. Nothing else is printed.
 //
-//   failures --mode work [--cgroup DIR] [--raise-nproc]
-//     For a process whose template could not start: first --cgroup: write "max" to DIR/pids.max,
-//     --raise-nproc: raise RLIMIT_NPROC's soft limit to the hard limit. Then a worker unshares its
-//     net namespace and creates+joins 3 threads; their net namespaces and errors are reported.
+//   failures --mode work [--taint net|files|none] [--cgroup DIR] [--nproc]
+//     A process whose template cannot start at its first need: a worker makes the first change
+//     of its state (net: unshare(CLONE_NEWNET), files: unshare(CLONE_FILES), unprivileged) while
+//     no new task can be created: --cgroup: the process first joins the (empty, test-made) pids
+//     cgroup DIR and the worker sets pids.max to pids.current just before the change; --nproc:
+//     the worker lowers RLIMIT_NPROC's soft limit to 0 just before the change (a limit only for a
+//     non-root uid). Right after the change the limit is lifted, and the worker creates+joins 3
+//     threads: "errors", "child_nets".
 //
 // One JSON object on stdout (mode exit: see above); exit 0, 2 usage, 3 unsupported here.
 
@@ -279,37 +283,59 @@ void ModeExit(bool from_main) {
 }
 
 // ---------------------------------------------------------------------------------------------
-void ModeWork(bool raise_nproc) {
-  if (!g_cgroup.empty() && !t3::WriteFile(g_cgroup + "/pids.max", "max")) t3::Die("cannot reset pids.max");
-  if (raise_nproc) {
-    struct rlimit rl;
-    getrlimit(RLIMIT_NPROC, &rl);
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NPROC, &rl) != 0) t3::Die("setrlimit: " + t3::ErrName(errno));
+std::string g_work_taint = "net";
+bool g_work_nproc = false;
+
+struct WorkOut {
+  long long caller_net = -1;
+  std::vector<std::string> errors;
+  std::vector<long long> nets;
+  std::string limit;
+};
+
+void* WorkWorker(void* p) {
+  auto* o = static_cast<WorkOut*>(p);
+  struct rlimit saved;
+  getrlimit(RLIMIT_NPROC, &saved);
+  if (!g_cgroup.empty()) {
+    std::string cur = t3::ReadFirstLine(g_cgroup + "/pids.current");
+    o->limit = "pids.max=" + cur;
+    if (cur.empty() || !t3::WriteFile(g_cgroup + "/pids.max", cur)) t3::Unsupported("cannot set pids.max");
   }
-  struct Out {
-    long long caller_net = -1;
-    std::vector<std::string> errors;
-    std::vector<long long> nets;
-  } o;
+  if (g_work_nproc) {
+    struct rlimit zero = saved;
+    zero.rlim_cur = 0;
+    if (setrlimit(RLIMIT_NPROC, &zero) != 0) t3::Unsupported("setrlimit(RLIMIT_NPROC): " + t3::ErrName(errno));
+    o->limit = "RLIMIT_NPROC=0";
+  }
+  // The first change of this thread's state: the shim wants its template now.
+  if (g_work_taint == "net") TaintNet();
+  else if (g_work_taint == "files" && unshare(CLONE_FILES) != 0)
+    t3::Unsupported("unshare(CLONE_FILES): " + t3::ErrName(errno));
+  if (!g_cgroup.empty() && !t3::WriteFile(g_cgroup + "/pids.max", "max")) t3::Die("cannot reset pids.max");
+  if (g_work_nproc && setrlimit(RLIMIT_NPROC, &saved) != 0) t3::Die("setrlimit back: " + t3::ErrName(errno));
+  o->caller_net = Net();
+  for (int i = 0; i < 3; ++i) {
+    long long net = -1;
+    o->errors.push_back(t3::ErrName(CreateJoin(&net)));
+    o->nets.push_back(net);
+  }
+  return nullptr;
+}
+
+void ModeWork() {
+  if (!g_cgroup.empty() && !t3::WriteFile(g_cgroup + "/cgroup.procs", std::to_string(getpid())))
+    t3::Unsupported("cannot join " + g_cgroup + ": " + t3::ErrName(errno));
+  WorkOut o;
   pthread_t th;
-  int r = pthread_create(&th, nullptr, [](void* p) -> void* {
-    auto* o = static_cast<Out*>(p);
-    TaintNet();
-    o->caller_net = Net();
-    for (int i = 0; i < 3; ++i) {
-      long long net = -1;
-      o->errors.push_back(t3::ErrName(CreateJoin(&net)));
-      o->nets.push_back(net);
-    }
-    return nullptr;
-  }, &o);
+  int r = pthread_create(&th, nullptr, WorkWorker, &o);
   if (r != 0) t3::Die("worker: " + t3::ErrName(r));
   pthread_join(th, nullptr);
   JsonWriter w;
   w.begin_object();
   w.key("baseline_net"); w.value(Net());
   w.key("caller_net"); w.value(o.caller_net);
+  w.key("limit"); w.value(o.limit);
   w.key("errors");
   w.begin_array();
   for (auto& e : o.errors) w.value(e);
@@ -326,7 +352,7 @@ void ModeWork(bool raise_nproc) {
 [[noreturn]] void Usage() {
   std::fprintf(stderr,
                "usage: failures --mode limit|signals|cancel|exit|work [--cgroup DIR] [--creates N]\n"
-               "                [--exiter main|thread] [--code N] [--raise-nproc]\n");
+               "                [--exiter main|thread] [--code N] [--taint net|files|none] [--nproc]\n");
   std::exit(2);
 }
 
@@ -334,10 +360,10 @@ void ModeWork(bool raise_nproc) {
 
 int main(int argc, char** argv) {
   std::string mode;
-  bool exit_from_main = true, raise_nproc = false;
+  bool exit_from_main = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--raise-nproc") { raise_nproc = true; continue; }
+    if (a == "--nproc") { g_work_nproc = true; continue; }
     if (i + 1 >= argc) Usage();
     std::string v = argv[++i];
     if (a == "--mode") mode = v;
@@ -345,13 +371,14 @@ int main(int argc, char** argv) {
     else if (a == "--creates") g_creates = std::atoi(v.c_str());
     else if (a == "--code") g_code = std::atoi(v.c_str());
     else if (a == "--exiter" && (v == "main" || v == "thread")) exit_from_main = v == "main";
+    else if (a == "--taint" && (v == "net" || v == "files" || v == "none")) g_work_taint = v;
     else Usage();
   }
   if (mode == "limit") ModeLimit();
   else if (mode == "signals") ModeSignals();
   else if (mode == "cancel") ModeCancel();
   else if (mode == "exit") ModeExit(exit_from_main);
-  else if (mode == "work") ModeWork(raise_nproc);
+  else if (mode == "work") ModeWork();
   else Usage();
   return 0;
 }
