@@ -21,6 +21,7 @@
 #include "privileges.h"
 #include "raw_syscall.h"
 #include "report.h"
+#include "spares.h"
 #include "state.h"
 #include "taint.h"
 #include "template_thread.h"
@@ -55,8 +56,36 @@ struct ChildSetup {
   PrivilegePlan privileges;  // at most the caller's (never escalate)
 };
 
+// Setup blocks come from a static pool, one bit each, so that a forwarded
+// thread never calls free(): a first malloc call sets up a malloc arena for
+// a thread that may never allocate (and tears it down at its exit). Only
+// when every block is in use does a create fall back to malloc.
+constexpr int kPoolBlocks = 64;
+ChildSetup g_pool[kPoolBlocks];
+std::atomic<uint64_t> g_pool_used{0};
+
+void* AllocateSetupBlock() {
+  uint64_t used = g_pool_used.load(std::memory_order_relaxed);
+  while (~used != 0) {
+    int i = __builtin_ctzll(~used);
+    if (g_pool_used.compare_exchange_weak(used, used | (1ull << i), std::memory_order_acquire,
+                                          std::memory_order_relaxed)) {
+      return &g_pool[i];
+    }
+  }
+  return malloc(sizeof(ChildSetup));
+}
+
+void FreeSetupBlock(ChildSetup* s) {
+  if (s >= g_pool && s < g_pool + kPoolBlocks) {
+    g_pool_used.fetch_and(~(1ull << (s - g_pool)), std::memory_order_release);
+  } else {
+    free(s);
+  }
+}
+
 ChildSetup* NewChildSetup(void* (*start)(void*), int (*c11_start)(void*), void* arg) {
-  void* mem = malloc(sizeof(ChildSetup));
+  void* mem = AllocateSetupBlock();
   if (mem == nullptr) return nullptr;
   ChildSetup* s = new (mem) ChildSetup;
   s->start = start;
@@ -70,7 +99,7 @@ void FreeChildSetup(ChildSetup* s) {
   for (int fd : s->ns_fd) {
     if (fd >= 0) RawSyscall(SYS_close, fd);
   }
-  free(s);
+  FreeSetupBlock(s);
 }
 
 // The first code of a thread created with a ChildSetup, on that thread. For
@@ -157,16 +186,15 @@ void CaptureInherited(ChildSetup* s, const pthread_attr_t* attr, DimSet taint,
   DimSet isolated = options.isolated;
   s->set_sigmask = !AttrHasSigmask(attr);
   s->sigmask = isolated.has(Dim::kSigmask) ? BaselineSigmask() : ReadSigmask();
+  // The template's threads are named after it, so the name is always set;
+  // it is the caller's own only if verified different from the baseline's.
   s->set_name = true;
-  if (isolated.has(Dim::kName)) BaselineName(s->name);
-  else ReadName(s->name);
-  // The template may have started from a thread with another nice value or
-  // policy, so scheduling is set either way: the caller's or the baseline's.
+  if (taint.has(Dim::kName) && !isolated.has(Dim::kName)) ReadName(s->name);
+  else BaselineName(s->name);
+  // The template runs with the baseline's scheduling (template_thread.cc):
+  // only a caller verified to differ, with sched inherited, needs setting.
   SchedState sched;
-  bool sched_ok = true;
-  if (isolated.has(Dim::kSched)) BaselineSched(&sched.policy, &sched.priority, &sched.nice);
-  else sched_ok = ReadSched(0, &sched);
-  if (sched_ok) {
+  if (taint.has(Dim::kSched) && !isolated.has(Dim::kSched) && ReadSched(0, &sched)) {
     s->set_sched = !AttrHasExplicitSched(attr);
     s->sched_policy = sched.policy;
     s->sched_param.sched_priority = sched.priority;
@@ -210,34 +238,73 @@ bool Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*
     return false;
   }
   CaptureInherited(setup, attr, taint, options);
+  // Default attributes: a spare made ahead of time fits, if one is ready.
+  if (attr == nullptr && TemplateRunning() && HandToSpare(ChildStart, setup, thread)) {
+    *rc = 0;
+    return true;
+  }
   CreateRequest req{};
   req.base.run = RunCreate;
   req.attr = attr;
   req.setup = setup;
-  if (!RunOnTemplate(&req.base)) {
-    FreeChildSetup(setup);
-    return false;
-  }
+  do {
+    if (!RunOnTemplate(&req.base)) {
+      FreeChildSetup(setup);
+      return false;
+    }
+  } while (req.result == EAGAIN && RetireOneSpare());
   if (req.result != 0) FreeChildSetup(setup);
   else *thread = req.thread;
   *rc = req.result;
   return true;
 }
 
+// glibc's mapping of pthread_create results to C11 (thrd_create.c).
+int C11Result(int rc) {
+  switch (rc) {
+    case 0: return thrd_success;
+    case ENOMEM: return thrd_nomem;
+    case ETIMEDOUT: return thrd_timedout;
+    case EBUSY: return thrd_busy;
+    default: return thrd_error;
+  }
+}
+
+// The inverse, for a result of the real thrd_create. thrd_error stands for
+// every other error number; EAGAIN (the common one) represents it, and maps
+// back to thrd_error.
+int C11Error(int result) {
+  switch (result) {
+    case thrd_success: return 0;
+    case thrd_nomem: return ENOMEM;
+    case thrd_timedout: return ETIMEDOUT;
+    case thrd_busy: return EBUSY;
+    default: return EAGAIN;
+  }
+}
+
 // The caller creates the thread itself. When it is not clean, the new thread
 // starts with the caller's taint record, since it inherits the caller's state.
 int CreateDirect(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
                  int (*c11_start)(void*), void* arg) {
+  // A spare holds a slot under the thread limits that would be free without
+  // the shim: at EAGAIN, give it back and try again.
   if (!ThreadRecordedChanges()) {
-    if (c11_start != nullptr) {
-      return REAL(thrd_create)(reinterpret_cast<thrd_t*>(thread), c11_start, arg);
-    }
-    return REAL(pthread_create)(thread, attr, start, arg);
+    int rc;
+    do {
+      rc = c11_start != nullptr
+               ? C11Error(REAL(thrd_create)(reinterpret_cast<thrd_t*>(thread), c11_start, arg))
+               : REAL(pthread_create)(thread, attr, start, arg);
+    } while (rc == EAGAIN && RetireOneSpare());
+    return rc;
   }
   ChildSetup* setup = NewChildSetup(start, c11_start, arg);
   if (setup == nullptr) return EAGAIN;
   setup->taint = InheritedTaint();
-  int rc = REAL(pthread_create)(thread, attr, ChildStart, setup);
+  int rc;
+  do {
+    rc = REAL(pthread_create)(thread, attr, ChildStart, setup);
+  } while (rc == EAGAIN && RetireOneSpare());
   if (rc != 0) FreeChildSetup(setup);
   return rc;
 }
@@ -270,7 +337,7 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
     int rc;
     if (Forward(thread, attr, start, c11_start, arg, taint, &rc)) {
       ReportTaintedCreate(taint, decision, rc == 0);
-      if (RawGettid() == RawGetpid()) HintMainThreadOnce(taint);
+      if (OnMainThread()) HintMainThreadOnce(taint);
       return rc;
     }
   }
@@ -280,17 +347,6 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
     ReportTaintedCreate(taint, decision, false);
   }
   return CreateDirect(thread, attr, start, c11_start, arg);
-}
-
-// glibc's mapping of pthread_create results to C11 (thrd_create.c).
-int C11Result(int rc) {
-  switch (rc) {
-    case 0: return thrd_success;
-    case ENOMEM: return thrd_nomem;
-    case ETIMEDOUT: return thrd_timedout;
-    case EBUSY: return thrd_busy;
-    default: return thrd_error;
-  }
 }
 
 // A libc call run on the template (RunWithCleanThreads).
@@ -311,6 +367,12 @@ void RunCall(HandoffRequest* req) {
 }
 
 }  // namespace
+
+void ForgetSetupBlocksAfterFork() {
+  // The threads that held blocks did not survive the fork; the forking
+  // thread holds none outside a create.
+  g_pool_used.store(0, std::memory_order_relaxed);
+}
 
 long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds) {
   if (CreatePassesStraightThrough() || !PrepareForCreate()) return call(ctx);

@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include "baseline.h"
+#include "create.h"
 #include "futex.h"
 #include "interpose.h"
 #include "log.h"
@@ -30,6 +31,7 @@ enum class Plan : uint32_t {
 };
 
 FutexMutex g_mu;  // serialises baseline definitions and template starts/stops
+std::atomic<pthread_t> g_main_thread{0};
 std::atomic<Plan> g_plan{Plan::kSettled};
 
 void WarnNoTemplate() {
@@ -52,6 +54,8 @@ bool StartTemplateHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
 // The calling thread defines the baseline from now on. Every other thread
 // compares itself afresh; this one is clean by definition.
 void DefineBaselineHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+  // Library load runs on the main thread, a fork's child on the forking thread.
+  if (RawGettid() == RawGetpid()) g_main_thread.store(pthread_self(), std::memory_order_relaxed);
   BaselineCaptureSnapshot();
   NoteRebase();
   MarkThreadClean();
@@ -65,6 +69,7 @@ void AfterForkInChild() {
   g_mu.ResetAfterFork();
   ForgetTemplateAfterFork();
   BaselineForgetAfterFork();
+  ForgetSetupBlocksAfterFork();
   if (g_state.load(std::memory_order_relaxed) != kActive) return;
   FutexLock lock(&g_mu);
   DefineBaselineHere();
@@ -216,6 +221,10 @@ int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx) {
   if (!TemplateRunning() && ThreadCount() == 1) DefineBaselineHere();
   errno = saved_errno;
   return rc;
+}
+
+bool OnMainThread() {
+  return pthread_equal(pthread_self(), g_main_thread.load(std::memory_order_relaxed));
 }
 
 bool RebaseToCallingThread() {

@@ -57,6 +57,10 @@ void BeforeChange(DimSet dims, bool self);
 // the calling thread becomes the baseline. Returns the call's result.
 int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx);
 
+// Whether the calling thread is the process's main thread (after a fork, the
+// child's: the forking thread). A thread-pointer comparison, no system call.
+bool OnMainThread();
+
 // Makes the calling thread's state the baseline and starts the template from
 // it (pristine_rebase()). Not on the template. Returns false if the template
 // could not start (creates then pass through, with a warning).

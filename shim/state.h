@@ -32,7 +32,7 @@ struct SchedState {
   int policy = 0;
   int priority = 0;
   int nice = 0;
-  bool operator==(const SchedState& o) const {
+  constexpr bool operator==(const SchedState& o) const {
     return policy == o.policy && priority == o.priority && nice == o.nice;
   }
 };

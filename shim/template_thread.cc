@@ -4,12 +4,15 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <atomic>
 
 #include "baseline.h"
 #include "interpose.h"
 #include "raw_syscall.h"
+#include "spares.h"
+#include "state.h"
 
 namespace pristine {
 namespace {
@@ -25,6 +28,9 @@ std::atomic<bool> g_running{false};
 // that is about to exit.
 std::atomic<uint32_t> g_users{0};
 FutexWord g_tid{0};  // the template's tid once it runs, 0 before
+// Written by StartTemplate before the template exists, read by it.
+SchedState g_start_sched;   // the baseline's
+SchedState g_thread_sched;  // what the template inherits from its creator
 
 // Asks the template loop to return after the current batch.
 struct StopRequest {
@@ -38,6 +44,15 @@ void RunStop(HandoffRequest* req) { *reinterpret_cast<StopRequest*>(req)->stop =
 // the queue, and request run functions (which follow the same rules).
 void* TemplateMain(void*) {
   RawSyscall(SYS_prctl, PR_SET_NAME, kTemplateName);
+  // The thread that started the template may have another nice value or
+  // policy than the baseline (those are snapshot dimensions): take the
+  // baseline's, so that the threads created here start with it.
+  if (!(g_start_sched == g_thread_sched)) {
+    struct sched_param param = {};
+    param.sched_priority = g_start_sched.priority;
+    RawSyscall(SYS_sched_setscheduler, 0, g_start_sched.policy, &param);
+    RawSyscall(SYS_setpriority, PRIO_PROCESS, 0, g_start_sched.nice);
+  }
   g_tid.store(static_cast<uint32_t>(RawGettid()), std::memory_order_release);
   FutexWakeAll(&g_tid);
   bool stop = false;
@@ -57,6 +72,8 @@ void* TemplateMain(void*) {
 }  // namespace
 
 bool StartTemplate() {
+  BaselineSched(&g_start_sched.policy, &g_start_sched.priority, &g_start_sched.nice);
+  if (!ReadSched(0, &g_thread_sched)) g_thread_sched = g_start_sched;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, kTemplateStackSize);
@@ -101,6 +118,14 @@ bool RunOnTemplate(HandoffRequest* req) {
   return running;
 }
 
+bool PostToTemplate(HandoffRequest* req) {
+  g_users.fetch_add(1, std::memory_order_seq_cst);
+  bool running = g_running.load(std::memory_order_seq_cst);
+  if (running) g_queue.Push(req);
+  g_users.fetch_sub(1, std::memory_order_release);
+  return running;
+}
+
 void StopTemplate() {
   if (!TemplateRunning()) return;
   g_running.store(false, std::memory_order_seq_cst);
@@ -111,10 +136,12 @@ void StopTemplate() {
   g_queue.Push(&stop.base);
   HandoffQueue::Await(&stop.base);
   pthread_join(g_thread, nullptr);
+  RetireAllSpares();
 }
 
 void ForgetTemplateAfterFork() {
   g_queue.ResetAfterFork();
+  ForgetSparesAfterFork();
   g_running.store(false, std::memory_order_relaxed);
   g_users.store(0, std::memory_order_relaxed);
   g_tid.store(0, std::memory_order_relaxed);

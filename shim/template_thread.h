@@ -29,11 +29,17 @@ bool TemplateRunning();
 // it, when no template is serving. Any thread but the template.
 bool RunOnTemplate(HandoffRequest* req);
 
-// Stops the template and waits until its thread has exited. The process then
+// Queues `req` for the template without waiting for it (nobody may wait on
+// it: it must outlive its run, e.g. a static). Returns false, without
+// queueing, when no template is serving. Any thread but the template.
+bool PostToTemplate(HandoffRequest* req);
+
+// Stops the template and its spare threads (spares.h) and waits until their
+// threads have exited. The process then
 // has one thread fewer. Any thread but the template.
 void StopTemplate();
 
-// Forked child only: the template did not survive the fork.
+// Forked child only: the template and its spares did not survive the fork.
 void ForgetTemplateAfterFork();
 
 }  // namespace pristine

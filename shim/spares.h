@@ -1,0 +1,41 @@
+// Spare threads: threads the template creates ahead of time, in the baseline
+// state, each waiting to be handed a start routine. A forwarded create whose
+// attributes are the defaults (pthread_create with a null attr, std::thread,
+// thrd_create) takes one instead of waiting for a clone: the caller gets its
+// pthread_t in well under a microsecond, and the template refills in the
+// background. There are none until the first forwarded create.
+//
+// A spare is an ordinary joinable thread with the default stack; handing it
+// a start routine is indistinguishable, to the program, from creating it then
+// (pthread_t, join, detach, return value, pthread_exit).
+#ifndef PRISTINE_SHIM_SPARES_H_
+#define PRISTINE_SHIM_SPARES_H_
+
+#include <pthread.h>
+
+namespace pristine {
+
+// Hands `start(arg)` to a spare, whose thread then runs it; returns false if
+// none is ready. Asks the template to refill either way. Any thread but the
+// template; `start` runs on the spare with all signals blocked, like any
+// thread the template creates.
+bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread);
+
+// Runs on the template thread: creates spares up to the target. Never waits
+// for anything but the real pthread_create.
+void RefillSpares();
+
+// Makes one spare exit and waits for it; false if there was none. For a create
+// that failed with EAGAIN: a spare holds a slot under the thread limits, and
+// without the shim that slot would have been free. Any thread but the template.
+bool RetireOneSpare();
+
+// Makes every spare exit and waits for them (before the template stops).
+void RetireAllSpares();
+
+// Forked child only: the spares did not survive the fork.
+void ForgetSparesAfterFork();
+
+}  // namespace pristine
+
+#endif  // PRISTINE_SHIM_SPARES_H_
