@@ -12,6 +12,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include <cstring>
 #include <new>
@@ -184,15 +185,14 @@ void WriteDimList(JsonWriter& w, DimSet dims) {
   w.EndArray();
 }
 
-// Big, and used once per process at exit: static rather than on the stack of
-// whichever thread calls exit(). The symbolizer is constructed there, in place,
-// so that loading the library runs no constructor and registers no destructor
-// for it.
-Site g_snapshot[kMaxSites];
-alignas(Symbolizer) char g_symbolizer_storage[sizeof(Symbolizer)];
+// What the exit-time writer needs (~60 KB): mapped when the report is
+// written, not kept in .bss, which every process would map at start-up.
+struct ExitScratch {
+  Site snapshot[kMaxSites];
+  Symbolizer symbolizer{/*read_files=*/true};
+};
 
-void WriteReport(int fd, int nsites) {
-  Symbolizer* sym = new (g_symbolizer_storage) Symbolizer(/*read_files=*/true);
+void WriteReport(int fd, const Site* sites, int nsites, Symbolizer* sym) {
   JsonWriter w(fd);
   w.BeginObject();
   w.Key("pid");
@@ -229,7 +229,7 @@ void WriteReport(int fd, int nsites) {
   w.Key("sites");
   w.BeginArray();
   for (int i = 0; i < nsites; ++i) {
-    const Site& s = g_snapshot[i];
+    const Site& s = sites[i];
     w.BeginObject();
     w.Key("count");
     w.Uint(s.count);
@@ -247,8 +247,9 @@ void WriteReport(int fd, int nsites) {
   w.EndArray();
   w.EndObject();
   w.Flush();
-  sym->~Symbolizer();
 }
+
+void WriteReportFile(const char* path, const char* tmp, ExitScratch* scratch, int nsites);
 
 // Registered with atexit() by ReportInit when report= is set. Runs on the
 // thread that called exit(); other threads may still be creating threads
@@ -276,7 +277,21 @@ void WriteReportAtExit() {
     while (d > 0) tmp[n++] = rev[--d];
     tmp[n] = '\0';
   }
-  int nsites = SnapshotSites(g_snapshot);
+  long mem = RawSyscall6(SYS_mmap, 0, sizeof(ExitScratch), PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem < 0 && mem > -4096) {
+    LogRaw(2, "pristine: out of memory writing the report\n");
+    return;
+  }
+  ExitScratch* scratch = new (reinterpret_cast<void*>(mem)) ExitScratch;
+  int nsites = SnapshotSites(scratch->snapshot);
+  WriteReportFile(path, tmp, scratch, nsites);
+  scratch->~ExitScratch();
+  RawSyscall(SYS_munmap, mem, sizeof(ExitScratch));
+}
+
+// Writes the report to `tmp` and renames it to `path`.
+void WriteReportFile(const char* path, const char* tmp, ExitScratch* scratch, int nsites) {
   long fd = RawSyscall(SYS_openat, AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     LogLine line;
@@ -285,7 +300,7 @@ void WriteReportAtExit() {
     LogRaw(2, line.Finish());
     return;
   }
-  WriteReport(static_cast<int>(fd), nsites);
+  WriteReport(static_cast<int>(fd), scratch->snapshot, nsites, &scratch->symbolizer);
   RawSyscall(SYS_close, fd);
   long r = RawSyscall(SYS_rename, tmp, path);
   if (r < 0) {
