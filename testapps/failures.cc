@@ -5,6 +5,8 @@
 //     net namespace, counts its process's tasks, sets DIR/pids.max to pids.current and tries 3
 //     creates (each must fail: "limited_errors"), counts tasks again, sets pids.max back to "max",
 //     creates and joins a thread ("after_error", "after_child_net") and counts tasks once more.
+//     "tasks_*" count every thread, "program_tasks_*" all but the shim's own (named "pristine-*":
+//     the template and its spare threads).
 //
 //   failures --mode signals [--creates N]
 //     A worker unshares its net namespace and creates+joins N (default 200) threads while the main
@@ -67,6 +69,7 @@ std::string g_cgroup;
 // ---------------------------------------------------------------------------------------------
 struct LimitOut {
   int tasks_before = -1, tasks_after_fail = -1, tasks_end = -1;
+  int program_tasks_before = -1, program_tasks_after_fail = -1, program_tasks_end = -1;
   std::vector<std::string> limited_errors;
   std::string after_error;
   long long after_child_net = -1, caller_net = -1;
@@ -78,6 +81,7 @@ void* LimitWorker(void* p) {
   TaintNet();
   o->caller_net = Net();
   o->tasks_before = t3::CountTasks();
+  o->program_tasks_before = t3::CountProgramTasks();
   std::string cur = t3::ReadFirstLine(g_cgroup + "/pids.current");
   o->pids_max = cur;
   if (cur.empty() || !t3::WriteFile(g_cgroup + "/pids.max", cur)) t3::Unsupported("cannot set pids.max");
@@ -87,9 +91,11 @@ void* LimitWorker(void* p) {
     o->limited_errors.push_back(t3::ErrName(r));
   }
   o->tasks_after_fail = t3::CountTasks();
+  o->program_tasks_after_fail = t3::CountProgramTasks();
   if (!t3::WriteFile(g_cgroup + "/pids.max", "max")) t3::Die("cannot reset pids.max");
   o->after_error = t3::ErrName(CreateJoin(&o->after_child_net));
   o->tasks_end = t3::CountTasks();
+  o->program_tasks_end = t3::CountProgramTasks();
   return nullptr;
 }
 
@@ -115,6 +121,9 @@ void ModeLimit() {
   w.key("after_error"); w.value(o.after_error);
   w.key("after_child_net"); w.value(o.after_child_net);
   w.key("tasks_end"); w.value(o.tasks_end);
+  w.key("program_tasks_before"); w.value(o.program_tasks_before);
+  w.key("program_tasks_after_fail"); w.value(o.program_tasks_after_fail);
+  w.key("program_tasks_end"); w.value(o.program_tasks_end);
   w.end_object();
   t3::PrintJson(w);
 }

@@ -138,6 +138,23 @@ inline int CountTasks() {
   return n;
 }
 
+// Same, without the shim's own threads: the template and the spare threads it keeps, which carry
+// the template's name ("pristine-..."; a thread's name is its creator's until it sets one).
+inline int CountProgramTasks() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (struct dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::ifstream in(std::string("/proc/self/task/") + e->d_name + "/comm");
+      std::string comm;
+      std::getline(in, comm);
+      if (comm.rfind("pristine-", 0) != 0) ++n;
+    }
+    closedir(d);
+  }
+  return n;
+}
+
 inline bool WriteFile(const std::string& path, const std::string& value) {
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return false;

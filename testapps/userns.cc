@@ -216,6 +216,11 @@ void ModeRebase() {
     out.Finish();
   };
 
+  // Diagnostics: every thread, and all but the shim's own ("pristine-*": template, spares).
+  out.w.key("tasks_before_setns_user");
+  out.w.value(t3::CountTasks());
+  out.w.key("program_tasks_before_setns_user");
+  out.w.value(t3::CountProgramTasks());
   StepResult su = DoSetns(userfd, CLONE_NEWUSER);
   out.Raw("setns_user", su.Json());
   out.Raw("main_after_setns_user", Capture());
