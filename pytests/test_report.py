@@ -138,3 +138,19 @@ def test_multi_process_reports_one_per_pid_and_merge(tmp_path):
     [site] = merged["sites"]
     assert site["count"] == 5 and sorted(site["pids"]) == sorted(pids), site
     assert any(SITE_FUNCTION in (f["function"] or "") for f in site["frames"]), site
+
+
+def test_forked_child_writes_its_own_report(tmp_path):
+    """A forked child that leaves through exit() (a subshell) reports its own creates only."""
+    if not SHIM.exists():
+        pytest.skip("shim not built")
+    env = dict(os.environ, LD_PRELOAD=str(SHIM), PRISTINE_OPTIONS=f"report={tmp_path}/f.%p.json")
+    script = f"( {PROBE} --taint net --child-creates 2 --exit-normally >/dev/null; exit 0 ); exit 0"
+    proc = subprocess.run(["/bin/bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    docs = [json.loads(p.read_text()) for p in tmp_path.glob("f.*.json")]
+    pids = {d["pid"] for d in docs}
+    assert len(docs) >= 3 and len(pids) == len(docs), docs  # bash, the subshell, the probe
+    assert sum(d["forwarded"] for d in docs) == 2, docs
+    assert not list(tmp_path.glob("*.tmp.*"))
