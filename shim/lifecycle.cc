@@ -12,6 +12,7 @@
 #include "options.h"
 #include "raw_syscall.h"
 #include "report.h"
+#include "spares.h"
 #include "template_thread.h"
 
 namespace pristine {
@@ -191,8 +192,10 @@ int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx) {
   int saved_errno = errno;
   FutexLock lock(&g_mu);
   if (rc != 0) {
-    // Refused because the template is the only other thread: stop it, retry.
-    if (saved_errno != EINVAL || !TemplateRunning() || ThreadCount() != 2) {
+    // Refused because the template (and its spares) are the only other
+    // threads: stop them, retry.
+    if (saved_errno != EINVAL || !TemplateRunning() ||
+        ThreadCount() != 2 + SpareThreadCount()) {
       errno = saved_errno;
       return rc;
     }

@@ -154,6 +154,11 @@ bool RetireOneSpare() {
   return true;
 }
 
+int SpareThreadCount() {
+  FutexLock lock(&g_mu);
+  return g_ready_count + g_starting;
+}
+
 void RetireAllSpares() {
   g_wanted.store(false, std::memory_order_relaxed);
   for (;;) {

@@ -30,6 +30,9 @@ void RefillSpares();
 // without the shim that slot would have been free. Any thread but the template.
 bool RetireOneSpare();
 
+// How many spare threads exist (ready or starting).
+int SpareThreadCount();
+
 // Makes every spare exit and waits for them (before the template stops).
 void RetireAllSpares();
 
