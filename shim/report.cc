@@ -192,7 +192,8 @@ struct ExitScratch {
   Symbolizer symbolizer{/*read_files=*/true};
 };
 
-void WriteReport(int fd, const Site* sites, int nsites, Symbolizer* sym) {
+// Returns false if a write failed (disk full, ...).
+bool WriteReport(int fd, const Site* sites, int nsites, Symbolizer* sym) {
   JsonWriter w(fd);
   w.BeginObject();
   w.Key("pid");
@@ -246,7 +247,7 @@ void WriteReport(int fd, const Site* sites, int nsites, Symbolizer* sym) {
   }
   w.EndArray();
   w.EndObject();
-  w.Flush();
+  return w.Flush();
 }
 
 void WriteReportFile(const char* path, const char* tmp, ExitScratch* scratch, int nsites);
@@ -300,8 +301,15 @@ void WriteReportFile(const char* path, const char* tmp, ExitScratch* scratch, in
     LogRaw(2, line.Finish());
     return;
   }
-  WriteReport(static_cast<int>(fd), scratch->snapshot, nsites, &scratch->symbolizer);
+  bool written = WriteReport(static_cast<int>(fd), scratch->snapshot, nsites, &scratch->symbolizer);
   RawSyscall(SYS_close, fd);
+  if (!written) {  // never leave a truncated report under the final name
+    RawSyscall(SYS_unlink, tmp);
+    LogLine line;
+    line << "pristine: cannot write the report " << tmp << " (write failed)";
+    LogRaw(2, line.Finish());
+    return;
+  }
   long r = RawSyscall(SYS_rename, tmp, path);
   if (r < 0) {
     RawSyscall(SYS_unlink, tmp);
