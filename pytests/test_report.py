@@ -154,3 +154,11 @@ def test_forked_child_writes_its_own_report(tmp_path):
     assert len(docs) >= 3 and len(pids) == len(docs), docs  # bash, the subshell, the probe
     assert sum(d["forwarded"] for d in docs) == 2, docs
     assert not list(tmp_path.glob("*.tmp.*"))
+
+
+def test_report_to_a_non_regular_file_is_written_in_place(run_probe):
+    """report=/dev/stderr: written to the stream, never renamed over the device."""
+    r = run_probe(["--taint", "net", "--exit-normally"], shim=True, options="report=/dev/stderr")
+    docs = [json.loads(line) for line in r["_stderr"].splitlines() if line.startswith('{"pid"')]
+    assert len(docs) == 1 and docs[0]["forwarded"] == 1, describe(r)
+    assert os.path.exists("/dev/stderr")

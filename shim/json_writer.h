@@ -67,6 +67,9 @@ class JsonWriter {
 
   void Null() { Separate(); Raw("null", 4); }
 
+  // A newline after the top-level value (files and streams end with one).
+  void EndLine() { Put('\n'); }
+
   void Uint(uint64_t v) {
     Separate();
     char digits[24];

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <new>
@@ -247,6 +248,7 @@ bool WriteReport(int fd, const Site* sites, int nsites, Symbolizer* sym) {
   }
   w.EndArray();
   w.EndObject();
+  w.EndLine();
   return w.Flush();
 }
 
@@ -291,8 +293,19 @@ void WriteReportAtExit() {
   RawSyscall(SYS_munmap, mem, sizeof(ExitScratch));
 }
 
-// Writes the report to `tmp` and renames it to `path`.
+// Writes the report to `tmp` and renames it to `path`; if `path` exists and
+// is not a regular file (report=/dev/stderr, a fifo), writes to it directly:
+// a rename would replace the device or fifo itself.
 void WriteReportFile(const char* path, const char* tmp, ExitScratch* scratch, int nsites) {
+  struct stat st;
+  if (RawSyscall(SYS_newfstatat, AT_FDCWD, path, &st, 0) == 0 && !S_ISREG(st.st_mode)) {
+    long fd = RawSyscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      WriteReport(static_cast<int>(fd), scratch->snapshot, nsites, &scratch->symbolizer);
+      RawSyscall(SYS_close, fd);
+    }
+    return;
+  }
   long fd = RawSyscall(SYS_openat, AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     LogLine line;
