@@ -162,14 +162,6 @@ def test_unshare_user_with_shim_rebases(via):
     assert _ns(a["child"], "user") == new_user, r.describe()
 
 
-_SPARES_XFAIL = pytest.mark.xfail(
-    reason="issue 3: setns(user/mnt) after a forwarded create: the spare threads (e08f437) make "
-           "the process multi-threaded (tasks_before_setns_user: main + template + 4 spares), so "
-           "the kernel says EINVAL; retire the spares with the template for the change",
-    strict=False)
-
-
-@_SPARES_XFAIL
 @pytest.mark.parametrize("via", ["unshare", "syscall"])
 def test_setns_user_with_shim_rebases(via):
     r, j = _rebase(via, shim=True)
@@ -178,7 +170,6 @@ def test_setns_user_with_shim_rebases(via):
     assert _ns(j["t_after_setns_user"], "user") == j["helper_ns"]["user"], r.describe()
 
 
-@_SPARES_XFAIL
 @pytest.mark.parametrize("via", ["unshare", "syscall"])
 def test_setns_mnt_with_shim_rebases(via):
     r, j = _rebase(via, shim=True)

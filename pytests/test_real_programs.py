@@ -234,13 +234,6 @@ def test_xz_multithreaded_output_identical(shim, tmp_path):
 # util-linux unshare / nsenter: single-threaded tools changing namespaces, some of which Linux only
 # allows in a single-threaded process (user and mount namespaces): the shim must park its template.
 
-# Linux allows setns into a time namespace only in a single-threaded process (timens_install:
-# -EUSERS), like user and mount namespaces; the shim parks its template for those two only.
-TIME_NS_XFAIL = pytest.mark.xfail(
-    reason="needs issue 3: setns(CLONE_NEWTIME) is single-threaded-only too (EUSERS with the "
-           "template running); the shim must park the template for it as for user/mnt",
-    strict=False)
-
 UTIL_LINUX = [
     pytest.param("unshare -n ip link", ["unshare", "-n", "ip", "-o", "link"], id="unshare -n ip link"),
     pytest.param("unshare -m true", ["unshare", "-m", "true"], id="unshare -m true"),
@@ -251,10 +244,8 @@ UTIL_LINUX = [
     pytest.param("nsenter -n ip link", ["nsenter", "-t", "{pid}", "-n", "ip", "-o", "link"], id="nsenter -n ip link"),
     pytest.param("nsenter -m true", ["nsenter", "-t", "{pid}", "-m", "true"], id="nsenter -m true"),
     pytest.param("nsenter -U id", ["nsenter", "-t", "{pid}", "-U", "id", "-u"], id="nsenter -U id"),
-    pytest.param("nsenter -T true", ["nsenter", "-t", "{pid}", "-T", "true"], marks=TIME_NS_XFAIL,
-                 id="nsenter -T true"),
-    pytest.param("nsenter -a true", ["nsenter", "-t", "{pid}", "-a", "true"], marks=TIME_NS_XFAIL,
-                 id="nsenter -a true"),
+    pytest.param("nsenter -T true", ["nsenter", "-t", "{pid}", "-T", "true"], id="nsenter -T true"),
+    pytest.param("nsenter -a true", ["nsenter", "-t", "{pid}", "-a", "true"], id="nsenter -a true"),
 ]
 
 

@@ -20,6 +20,7 @@
 #include "interpose.h"
 #include "lifecycle.h"
 #include "raw_syscall.h"
+#include "state.h"
 #include "taint.h"
 
 namespace pristine {
@@ -82,7 +83,9 @@ PRISTINE_EXPORT int setns(int fd, int nstype) {
   int flags = SetnsNamespaceFlags(fd, nstype);
   DimSet dims = DimsChangedByUnshare(flags);
   int rc;
-  if (flags & (CLONE_NEWUSER | CLONE_NEWNS)) {
+  // Linux allows these only in a single-threaded process (a mount namespace:
+  // unless the thread's fs is private).
+  if (flags & (CLONE_NEWUSER | CLONE_NEWNS | NamespaceCloneFlag(Dim::kTime))) {
     struct Args { int fd, nstype; } args{fd, nstype};
     rc = RunSingleThreadedChange(
         [](void* p) {

@@ -194,7 +194,8 @@ int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx) {
   if (rc != 0) {
     // Refused because the template (and its spares) are the only other
     // threads: stop them, retry.
-    if (saved_errno != EINVAL || !TemplateRunning() ||
+    // (EUSERS: a time namespace's way of saying it.)
+    if ((saved_errno != EINVAL && saved_errno != EUSERS) || !TemplateRunning() ||
         ThreadCount() != 2 + SpareThreadCount()) {
       errno = saved_errno;
       return rc;

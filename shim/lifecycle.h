@@ -49,10 +49,11 @@ bool PrepareForCreate();
 void BeforeChange(DimSet dims, bool self);
 
 // For the changes Linux allows only in a single-threaded process: unshare
-// with CLONE_NEWUSER, setns into a user namespace, setns into a mount
+// with CLONE_NEWUSER, setns into a user or time namespace, setns into a mount
 // namespace by a thread that shares its fs_struct. Runs `change(ctx)` (a libc
-// call returning 0 or -1 with errno); if it fails with EINVAL only because the
-// template is the one other thread, stops the template and runs it again. A
+// call returning 0 or -1 with errno); if it fails with EINVAL (EUSERS for a
+// time namespace) only because the template and its spares are the other
+// threads, stops them and runs it again. A
 // change that succeeded in a single-threaded process is the whole process's:
 // the calling thread becomes the baseline. Returns the call's result.
 int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx);

@@ -25,6 +25,7 @@
 // Exit: 0 JSON printed, 2 usage, 3 this machine cannot apply a taint.
 
 #include <linux/capability.h>
+#include <sys/resource.h>
 #include <linux/filter.h>
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
@@ -109,9 +110,31 @@ void Apply(const std::string& t) {
     if (syscall(SYS_landlock_restrict_self, fd, 0) != 0) fail("landlock_restrict_self");
     close(static_cast<int>(fd));
   } else if (t == "creds") {
+    // A finite RLIMIT_NPROC (the process-wide soft limit; lowering needs no
+    // privilege) makes the outcome the same on every machine: the shim must
+    // leave the create to the caller, which the kernel charges to uid 65534.
+    struct rlimit nproc;
+    if (getrlimit(RLIMIT_NPROC, &nproc) != 0) fail("getrlimit");
+    if (nproc.rlim_cur == RLIM_INFINITY || nproc.rlim_cur > 4096) nproc.rlim_cur = 4096;
+    if (setrlimit(RLIMIT_NPROC, &nproc) != 0) fail("setrlimit");
     if (syscall(SYS_setgroups, 0, nullptr) != 0) fail("setgroups");
     if (syscall(SYS_setresgid, 65534, 65534, 65534) != 0) fail("setresgid");
     if (syscall(SYS_setresuid, 65534, 65534, 65534) != 0) fail("setresuid");
+  } else if (t == "creds-admin") {
+    // The same uid/gid, but keeping the permitted capabilities across the
+    // change and making them effective again: CAP_SYS_ADMIN exempts the
+    // caller from RLIMIT_NPROC, so the shim may forward it.
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail("PR_SET_KEEPCAPS");
+    if (syscall(SYS_setgroups, 0, nullptr) != 0) fail("setgroups");
+    if (syscall(SYS_setresgid, 65534, 65534, 65534) != 0) fail("setresgid");
+    if (syscall(SYS_setresuid, 65534, 65534, 65534) != 0) fail("setresuid");
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) fail("PR_SET_KEEPCAPS 0");
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] = {};
+    if (syscall(SYS_capget, &header, data) != 0) fail("capget");
+    data[0].effective = data[0].permitted;
+    data[1].effective = data[1].permitted;
+    if (syscall(SYS_capset, &header, data) != 0) fail("capset");
   } else {
     std::fprintf(stderr, "escalate: unknown taint '%s'\n", t.c_str());
     std::exit(2);
@@ -147,7 +170,7 @@ int main(int argc, char** argv) {
       g_scratch = argv[++i];
     } else {
       std::fprintf(stderr, "usage: escalate [--scratch DIR] "
-                           "[--taint net|caps|capbset|raise|nnp|seccomp|creds|landlock]...\n");
+                           "[--taint net|caps|capbset|raise|nnp|seccomp|creds|creds-admin|landlock]...\n");
       return 2;
     }
   }
