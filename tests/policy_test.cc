@@ -117,14 +117,22 @@ TEST(Policy, InheritedDimensionsAreReappliedOnForward) {
   EXPECT_EQ(DimsToReapply(taint, Options{}), kDefaultInherited);
 }
 
-// Never escalate: any security dimension next to an isolated one keeps the create on the caller.
-TEST(Policy, SecurityTaintIsRestrictedNeverForwarded) {
+// Never escalate: a seccomp filter or a Landlock domain cannot be put on a forwarded thread, so a
+// caller carrying one next to an isolated taint creates its own threads (restricted).
+// Capabilities, no_new_privs and credentials are re-applied on the forwarded thread instead.
+TEST(Policy, UnforwardableRestrictionsAreRestrictedNeverForwarded) {
+  EXPECT_EQ(kUnforwardableDims, DimSet(Dim::kSeccomp) | Dim::kLandlock);
+  EXPECT_EQ(kUnforwardableDims - kSecurityDims, DimSet());
   ForEachDim(kSecurityDims, [&](Dim s) {
     SCOPED_TRACE(DimName(s));
+    bool unforwardable = kUnforwardableDims.has(s);
     EXPECT_EQ(Decide(DimSet(s), Options{}), Decision::kDirect);
-    EXPECT_EQ(Decide(DimSet(s) | Dim::kNet, Options{}), Decision::kRestricted);
+    EXPECT_EQ(Decide(DimSet(s) | Dim::kNet, Options{}),
+              unforwardable ? Decision::kRestricted : Decision::kForward);
     EXPECT_EQ(Decide(DimSet(s) | Dim::kNet, WithMode(Mode::kAudit)), Decision::kAudited);
     EXPECT_EQ(Decide(DimSet(s) | Dim::kNet, WithMode(Mode::kOff)), Decision::kDirect);
+    // Whatever is forwarded keeps the caller's privileges and restrictions: they are re-applied.
+    EXPECT_TRUE(DimsToReapply(DimSet(s) | Dim::kNet, Options{}).has(s));
   });
 }
 
@@ -148,7 +156,7 @@ TEST(Policy, ExhaustiveAgainstModel) {
         bool differs = !(taint & o.isolated).empty();
         if (m == Mode::kOff || !differs) want = Decision::kDirect;
         else if (m == Mode::kAudit) want = Decision::kAudited;
-        else if (taint.intersects(kSecurityDims)) want = Decision::kRestricted;
+        else if (taint.intersects(kUnforwardableDims)) want = Decision::kRestricted;
         else want = Decision::kForward;
         EXPECT_EQ(Decide(taint, o), want) << "taint bits " << taint.bits();
         EXPECT_EQ(DimsToReapply(taint, o), taint - o.isolated);
