@@ -26,7 +26,7 @@ struct Cache {
   uint32_t ns_valid ABSL_GUARDED_BY(mu) = 0;  // bit per namespace Dim
   uint64_t ns[kDimCount] ABSL_GUARDED_BY(mu) = {};
   bool affinity_valid ABSL_GUARDED_BY(mu) = false;
-  cpu_set_t affinity ABSL_GUARDED_BY(mu);
+  cpu_set_t affinity ABSL_GUARDED_BY(mu) = {};
   bool security_valid ABSL_GUARDED_BY(mu) = false;
   SecurityState security ABSL_GUARDED_BY(mu);
 

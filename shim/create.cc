@@ -60,8 +60,11 @@ struct ChildSetup {
 // thread never calls free(): a first malloc call sets up a malloc arena for
 // a thread that may never allocate (and tears it down at its exit). Only
 // when every block is in use does a create fall back to malloc.
+// Raw storage, not ChildSetup objects: an array of objects with initialisers
+// would be built by a static constructor at every process start, touching
+// (faulting in) every page of it. Blocks are constructed when handed out.
 constexpr int kPoolBlocks = 64;
-ChildSetup g_pool[kPoolBlocks];
+alignas(ChildSetup) unsigned char g_pool[kPoolBlocks][sizeof(ChildSetup)];
 std::atomic<uint64_t> g_pool_used{0};
 
 void* AllocateSetupBlock() {
@@ -70,15 +73,16 @@ void* AllocateSetupBlock() {
     int i = __builtin_ctzll(~used);
     if (g_pool_used.compare_exchange_weak(used, used | (1ull << i), std::memory_order_acquire,
                                           std::memory_order_relaxed)) {
-      return &g_pool[i];
+      return g_pool[i];
     }
   }
   return malloc(sizeof(ChildSetup));
 }
 
 void FreeSetupBlock(ChildSetup* s) {
-  if (s >= g_pool && s < g_pool + kPoolBlocks) {
-    g_pool_used.fetch_and(~(1ull << (s - g_pool)), std::memory_order_release);
+  auto* block = reinterpret_cast<unsigned char(*)[sizeof(ChildSetup)]>(s);
+  if (block >= g_pool && block < g_pool + kPoolBlocks) {
+    g_pool_used.fetch_and(~(1ull << (block - g_pool)), std::memory_order_release);
   } else {
     free(s);
   }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -132,18 +133,30 @@ PRISTINE_EXPORT int pthread_setaffinity_np(pthread_t thread, size_t size,
   return rc;
 }
 
+// What glibc's pthread_sigmask does (sysdeps/unix/sysv/linux/pthread_sigmask.c):
+// never let the program block glibc's two internal signals, then the system
+// call. Done here rather than through the real function so that a signal
+// handler calling it never needs the real function looked up.
 PRISTINE_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
-  if (set != nullptr) BeforeChange(Dim::kSigmask, true);
-  int rc = REAL(pthread_sigmask)(how, set, old);
+  uint64_t mask;
+  if (set != nullptr) {
+    BeforeChange(Dim::kSigmask, true);
+    memcpy(&mask, set, sizeof mask);
+    mask &= ~kGlibcInternalSignals;
+  }
+  long rc = RawSyscall(SYS_rt_sigprocmask, how, set != nullptr ? &mask : nullptr, old,
+                       sizeof mask);
   if (set != nullptr) NoteSelfChange(Dim::kSigmask);
-  return rc;
+  return rc < 0 ? static_cast<int>(-rc) : 0;
 }
 
 PRISTINE_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
-  if (set != nullptr) BeforeChange(Dim::kSigmask, true);
-  int rc = REAL(sigprocmask)(how, set, old);
-  if (set != nullptr) NoteSelfChange(Dim::kSigmask);
-  return rc;
+  int rc = pthread_sigmask(how, set, old);
+  if (rc != 0) {
+    errno = rc;
+    return -1;
+  }
+  return 0;
 }
 
 PRISTINE_EXPORT int sched_setscheduler(pid_t pid, int policy, const struct sched_param* param) {

@@ -3,6 +3,9 @@
 namespace pristine {
 
 void HandoffQueue::Push(HandoffRequest* req) {
+  // A request may be pushed again once completed (a retried create): it is
+  // pending again from here, published by the CAS below.
+  req->done.store(0, std::memory_order_relaxed);
   HandoffRequest* old = head_.load(std::memory_order_relaxed);
   do {
     req->next = old;

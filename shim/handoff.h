@@ -33,8 +33,9 @@ class HandoffQueue {
  public:
   constexpr HandoffQueue() = default;
 
-  // Any thread. Publishes `req`; wakes the consumer if it sleeps. `req` must
-  // stay alive until Await(req) returns.
+  // Any thread. Publishes `req` (pending again if it ran before); wakes the
+  // consumer if it sleeps. `req` must stay alive until Await(req) returns,
+  // and must not be pushed again before that.
   void Push(HandoffRequest* req);
 
   // Any thread, after Push(req). Sleeps until the consumer completed `req`.

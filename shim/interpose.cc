@@ -13,11 +13,4 @@ void* Resolve(const char* name) { return dlsym(RTLD_NEXT, name); }
 
 }  // namespace interpose_internal
 
-void ResolveAtLoad() {
-  REAL(pthread_create);
-  REAL(thrd_create);
-  REAL(pthread_sigmask);
-  REAL(sigprocmask);
-}
-
 }  // namespace pristine

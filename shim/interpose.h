@@ -7,14 +7,15 @@
 // other library's references to it. The "real" function is the next definition
 // in lookup order (libc's), found with dlsym(RTLD_NEXT) and cached.
 //
-// When: the functions the create path and signal handlers need
-// (kResolvedAtLoad) are resolved by the library constructor, or by the first
-// entry point that runs before it, so that a create never allocates or enters
-// the loader and a signal handler never calls dlsym. Every other function is
-// resolved at its first call, so that a process that never calls it never
-// pays for the lookup (process start-up matters: every exec under LD_PRELOAD
-// loads the shim). Never on the template thread, which must not enter the
-// dynamic loader: what it calls is resolved by the caller that hands it work.
+// When: each function at its first call, so that a process that never calls
+// it never pays for the lookup (process start-up matters: every exec under
+// LD_PRELOAD loads the shim, and nothing is looked up at load). A first call
+// is on an ordinary thread: the functions a signal handler may call
+// (sigprocmask, pthread_sigmask, syscall) are not resolved at all, their
+// entry points make the system call themselves, as glibc does. Never on the
+// template thread, which must not enter the dynamic loader: what it calls is
+// resolved by the caller that hands it work (StartTemplate resolves
+// pthread_create before the template exists).
 #ifndef PRISTINE_SHIM_INTERPOSE_H_
 #define PRISTINE_SHIM_INTERPOSE_H_
 
@@ -50,8 +51,6 @@ using SetgroupsFn = int (*)(size_t n, const gid_t* groups);
   X(unshare, decltype(&::unshare))                                   \
   X(sched_setaffinity, decltype(&::sched_setaffinity))               \
   X(pthread_setaffinity_np, decltype(&::pthread_setaffinity_np))     \
-  X(pthread_sigmask, decltype(&::pthread_sigmask))                   \
-  X(sigprocmask, decltype(&::sigprocmask))                           \
   X(sched_setscheduler, decltype(&::sched_setscheduler))             \
   X(sched_setparam, decltype(&::sched_setparam))                     \
   X(pthread_setschedparam, decltype(&::pthread_setschedparam))       \
@@ -96,11 +95,6 @@ namespace interpose_internal {
 extern RealFunctions g_real;
 void* Resolve(const char* name);
 }  // namespace interpose_internal
-
-// Resolves the functions needed on the create path and in signal handlers
-// (pthread_create, thrd_create, pthread_sigmask, sigprocmask). Idempotent.
-// Called at load; not on the template thread.
-void ResolveAtLoad();
 
 template <typename F>
 inline F RealFunction(std::atomic<void*>* slot, const char* name) {

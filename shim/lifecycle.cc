@@ -78,7 +78,6 @@ void AfterForkInChild() {
 
 void Initialise() {
   LoadOptions();
-  ResolveAtLoad();
   ReportInit();
   const Options& options = CurrentOptions();
   if (options.mode == Mode::kOff) {

@@ -13,7 +13,9 @@ namespace pristine {
 namespace {
 
 // How many spares the template keeps once a process forwards: enough for a
-// burst from a few creators; more would only hold memory.
+// burst from a few creators. Not more: each spare holds a default-sized stack
+// (8 MiB of address space), and beyond glibc's 40 MiB cache of thread stacks
+// every thread exit would unmap one and every create map one.
 constexpr int kTarget = 4;
 
 // A spare's record lives on its own stack, in SpareMain's frame.
@@ -93,7 +95,6 @@ void AskForRefill() {
   g_wanted.store(true, std::memory_order_relaxed);
   if (g_refill_queued.exchange(true, std::memory_order_acq_rel)) return;
   g_refill_request.run = RunRefill;
-  g_refill_request.done.store(0, std::memory_order_relaxed);
   if (!PostToTemplate(&g_refill_request)) g_refill_queued.store(false, std::memory_order_release);
 }
 

@@ -72,6 +72,8 @@ void* TemplateMain(void*) {
 }  // namespace
 
 bool StartTemplate() {
+  // Everything the template calls is resolved before it exists.
+  if (REAL(pthread_create) == nullptr) return false;
   BaselineSched(&g_start_sched.policy, &g_start_sched.priority, &g_start_sched.nice);
   if (!ReadSched(0, &g_thread_sched)) g_thread_sched = g_start_sched;
   pthread_attr_t attr;
