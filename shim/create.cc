@@ -226,26 +226,29 @@ void CaptureInherited(ChildSetup* s, const pthread_attr_t* attr, DimSet taint,
   s->taint.pending = (taint - isolated).bits();
 }
 
-// Creates the thread on the template. Returns false if no template serves or
-// the caller's privileges cannot be reproduced there (the caller then creates
-// directly); otherwise *rc is pthread_create's result.
-bool Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
-             int (*c11_start)(void*), void* arg, DimSet taint, int* rc) {
+enum class ForwardResult { kDone, kNoTemplate, kPrivileges };
+
+// Creates the thread on the template (or hands it to a spare). kDone: *rc
+// is pthread_create's result. Otherwise nothing was created and the caller
+// creates directly: no template serves, or the caller's privileges cannot be
+// reproduced on a thread the template creates.
+ForwardResult Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                      int (*c11_start)(void*), void* arg, DimSet taint, int* rc) {
   const Options& options = CurrentOptions();
   ChildSetup* setup = NewChildSetup(start, c11_start, arg);
   if (setup == nullptr) {
     *rc = EAGAIN;
-    return true;
+    return ForwardResult::kDone;
   }
   if (!PlanPrivileges(taint, &setup->privileges)) {
     FreeChildSetup(setup);
-    return false;
+    return ForwardResult::kPrivileges;
   }
   CaptureInherited(setup, attr, taint, options);
   // Default attributes: a spare made ahead of time fits, if one is ready.
   if (attr == nullptr && TemplateRunning() && HandToSpare(ChildStart, setup, thread)) {
     *rc = 0;
-    return true;
+    return ForwardResult::kDone;
   }
   CreateRequest req{};
   req.base.run = RunCreate;
@@ -254,13 +257,13 @@ bool Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*
   do {
     if (!RunOnTemplate(&req.base)) {
       FreeChildSetup(setup);
-      return false;
+      return ForwardResult::kNoTemplate;
     }
   } while (req.result == EAGAIN && RetireOneSpare());
   if (req.result != 0) FreeChildSetup(setup);
   else *thread = req.thread;
   *rc = req.result;
-  return true;
+  return ForwardResult::kDone;
 }
 
 // glibc's mapping of pthread_create results to C11 (thrd_create.c).
@@ -339,17 +342,15 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
   Decision decision = Decide(taint, options);
   if (decision == Decision::kForward) {
     int rc;
-    if (Forward(thread, attr, start, c11_start, arg, taint, &rc)) {
-      ReportTaintedCreate(taint, decision, rc == 0);
+    ForwardResult result = Forward(thread, attr, start, c11_start, arg, taint, &rc);
+    if (result == ForwardResult::kDone) {
+      ReportTaintedCreate(taint, decision, true);
       if (OnMainThread()) HintMainThreadOnce(taint);
       return rc;
     }
+    if (result == ForwardResult::kPrivileges) decision = Decision::kRestricted;
   }
-  if (!taint.empty()) {
-    // A forward that did not happen was refused for the caller's privileges.
-    if (decision == Decision::kForward) decision = Decision::kRestricted;
-    ReportTaintedCreate(taint, decision, false);
-  }
+  if (!taint.empty()) ReportTaintedCreate(taint, decision, false);
   return CreateDirect(thread, attr, start, c11_start, arg);
 }
 

@@ -58,7 +58,8 @@ const char* ReasonFor(DimSet taint, Decision decision, bool forwarded_ok) {
       return "mode=audit";
     case Decision::kRestricted:
       if (taint.has(Dim::kSeccomp)) return "seccomp filter cannot be re-applied";
-      return "caller's privileges or restrictions differ from the baseline (never escalate)";
+      if (taint.has(Dim::kLandlock)) return "Landlock domain cannot be re-applied";
+      return "caller's privileges cannot be re-applied on a forwarded thread (never escalate)";
     case Decision::kDirect:
       if (CurrentOptions().mode == Mode::kOff) return "mode=off";
       return "inherited dimensions only";
