@@ -22,6 +22,7 @@ static_assert(kDimCount == 18, "update PRISTINE_DIM_* in include/pristine.h");
 // load, whether or not the template has started yet.
 bool BaselineAvailable() {
   EnsureInitialized();
+  EnsureBaselineSnapshot();
   return lifecycle_internal::g_state.load(std::memory_order_acquire) ==
          lifecycle_internal::kActive;
 }

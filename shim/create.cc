@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -60,29 +61,47 @@ struct ChildSetup {
 // thread never calls free(): a first malloc call sets up a malloc arena for
 // a thread that may never allocate (and tears it down at its exit). Only
 // when every block is in use does a create fall back to malloc.
-// Raw storage, not ChildSetup objects: an array of objects with initialisers
-// would be built by a static constructor at every process start, touching
-// (faulting in) every page of it. Blocks are constructed when handed out.
+// The pool is mapped at the first create that needs a block, not part of the
+// library's .bss: every process start would otherwise map (and a static
+// constructor fault in) its pages. Blocks are constructed when handed out.
 constexpr int kPoolBlocks = 64;
-alignas(ChildSetup) unsigned char g_pool[kPoolBlocks][sizeof(ChildSetup)];
+using SetupBlock = unsigned char[sizeof(ChildSetup)];
+std::atomic<SetupBlock*> g_pool{nullptr};
 std::atomic<uint64_t> g_pool_used{0};
 
+SetupBlock* Pool() {
+  SetupBlock* pool = g_pool.load(std::memory_order_acquire);
+  if (pool != nullptr) return pool;
+  long mem = RawSyscall6(SYS_mmap, 0, kPoolBlocks * sizeof(SetupBlock), PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem < 0 && mem > -4096) return nullptr;
+  pool = reinterpret_cast<SetupBlock*>(mem);
+  SetupBlock* expected = nullptr;
+  if (!g_pool.compare_exchange_strong(expected, pool, std::memory_order_acq_rel)) {
+    RawSyscall(SYS_munmap, pool, kPoolBlocks * sizeof(SetupBlock));  // another thread won
+    pool = expected;
+  }
+  return pool;
+}
+
 void* AllocateSetupBlock() {
+  SetupBlock* pool = Pool();
   uint64_t used = g_pool_used.load(std::memory_order_relaxed);
-  while (~used != 0) {
+  while (pool != nullptr && ~used != 0) {
     int i = __builtin_ctzll(~used);
     if (g_pool_used.compare_exchange_weak(used, used | (1ull << i), std::memory_order_acquire,
                                           std::memory_order_relaxed)) {
-      return g_pool[i];
+      return pool[i];
     }
   }
   return malloc(sizeof(ChildSetup));
 }
 
 void FreeSetupBlock(ChildSetup* s) {
-  auto* block = reinterpret_cast<unsigned char(*)[sizeof(ChildSetup)]>(s);
-  if (block >= g_pool && block < g_pool + kPoolBlocks) {
-    g_pool_used.fetch_and(~(1ull << (block - g_pool)), std::memory_order_release);
+  SetupBlock* pool = g_pool.load(std::memory_order_acquire);
+  auto* block = reinterpret_cast<SetupBlock*>(s);
+  if (pool != nullptr && block >= pool && block < pool + kPoolBlocks) {
+    g_pool_used.fetch_and(~(1ull << (block - pool)), std::memory_order_release);
   } else {
     free(s);
   }
@@ -164,12 +183,12 @@ void RunCreate(HandoffRequest* req) {
 
 bool AttrHasSigmask(const pthread_attr_t* attr) {
   sigset_t mask;
-  return attr != nullptr && pthread_attr_getsigmask_np(attr, &mask) == 0;
+  return attr != nullptr && LIBC(pthread_attr_getsigmask_np)(attr, &mask) == 0;
 }
 
 bool AttrHasExplicitSched(const pthread_attr_t* attr) {
   int inherit = PTHREAD_INHERIT_SCHED;
-  return attr != nullptr && pthread_attr_getinheritsched(attr, &inherit) == 0 &&
+  return attr != nullptr && LIBC(pthread_attr_getinheritsched)(attr, &inherit) == 0 &&
          inherit == PTHREAD_EXPLICIT_SCHED;
 }
 
@@ -177,8 +196,11 @@ bool AttrHasExplicitSched(const pthread_attr_t* attr) {
 bool AttrHasAffinity(const pthread_attr_t* attr) {
   if (attr == nullptr) return false;
   cpu_set_t set;
-  if (pthread_attr_getaffinity_np(attr, sizeof set, &set) != 0) return false;
-  return CPU_COUNT(&set) != CPU_SETSIZE;
+  if (LIBC(pthread_attr_getaffinity_np)(attr, sizeof set, &set) != 0) return false;
+  for (size_t i = 0; i < sizeof set / sizeof set.__bits[0]; ++i) {
+    if (~set.__bits[i] != 0) return true;
+  }
+  return false;
 }
 
 // Fills the forwarded thread's copy of what the policy inherits from the

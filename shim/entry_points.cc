@@ -37,12 +37,6 @@ void NoteChange(bool target_is_self, DimSet dims) {
   else NoteCrossThreadChange();
 }
 
-// A glibc setuid-family call changed every thread (glibc broadcasts it), the
-// template included: the baseline's privileges moved with the process.
-void NoteProcessWideCredentialChange() {
-  BaselineInvalidateSecurity();
-  NoteRebase();
-}
 
 DimSet DimsChangedByPrctl(int option) {
   switch (option) {
@@ -238,11 +232,12 @@ PRISTINE_EXPORT int capset(void* header, const void* data) {
   return rc;
 }
 
-// glibc's set*id functions change every thread of the process.
+// glibc's set*id functions change every thread of the process (glibc
+// broadcasts them), the template included: the baseline moves with them.
 #define PRISTINE_PROCESS_WIDE_CRED(name, params, args) \
   PRISTINE_EXPORT int name params {                    \
     int rc = REAL(name) args;                          \
-    NoteProcessWideCredentialChange();                 \
+    NoteProcessWideSecurityChange();                 \
     return rc;                                         \
   }
 PRISTINE_PROCESS_WIDE_CRED(setuid, (uid_t u), (u))
@@ -374,10 +369,10 @@ PRISTINE_EXPORT int getaddrinfo_a(int mode, struct gaicb* list[], int n, struct 
   for (;;) {
     bool pending = false;
     for (int i = 0; i < n; ++i) {
-      if (list[i] != nullptr && gai_error(list[i]) == EAI_INPROGRESS) pending = true;
+      if (list[i] != nullptr && LIBC(gai_error)(list[i]) == EAI_INPROGRESS) pending = true;
     }
     if (!pending) return 0;
-    int r = gai_suspend(const_cast<const struct gaicb* const*>(list), n, nullptr);
+    int r = LIBC(gai_suspend)(const_cast<const struct gaicb* const*>(list), n, nullptr);
     if (r == EAI_INTR) return EAI_INTR;
   }
 }
@@ -444,9 +439,9 @@ PRISTINE_EXPORT int lio_listio(int mode, struct aiocb* const list[], int n, stru
   for (int i = 0; i < n; ++i) {
     if (list[i] == nullptr || list[i]->aio_lio_opcode == LIO_NOP) continue;
     int e;
-    while ((e = aio_error(list[i])) == EINPROGRESS) {
+    while ((e = LIBC(aio_error)(list[i])) == EINPROGRESS) {
       const struct aiocb* one[1] = {list[i]};
-      aio_suspend(one, 1, nullptr);
+      LIBC(aio_suspend)(one, 1, nullptr);
     }
     if (e != 0) failed = true;
   }

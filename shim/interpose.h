@@ -20,6 +20,9 @@
 #define PRISTINE_SHIM_INTERPOSE_H_
 
 #include <aio.h>
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <link.h>
 #include <mqueue.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -77,10 +80,34 @@ using SetgroupsFn = int (*)(size_t n, const gid_t* groups);
   X(aio_fsync, decltype(&::aio_fsync))                               \
   X(lio_listio, decltype(&::lio_listio))
 
+// X(name, type): functions of libc the shim calls only on rare paths (a
+// forwarded create's attributes, the template's start, waiting in the
+// glibc-thread wrappers, reports). They are looked up at first use, like the
+// real functions, rather than bound at load: with -z now every import is a
+// symbol lookup through every loaded object at each process start.
+#define PRISTINE_LIBC_FUNCTIONS(X)                                            \
+  X(pthread_attr_init, decltype(&::pthread_attr_init))                        \
+  X(pthread_attr_destroy, decltype(&::pthread_attr_destroy))                  \
+  X(pthread_attr_setstacksize, decltype(&::pthread_attr_setstacksize))        \
+  X(pthread_attr_setsigmask_np, decltype(&::pthread_attr_setsigmask_np))      \
+  X(pthread_attr_getsigmask_np, decltype(&::pthread_attr_getsigmask_np))      \
+  X(pthread_attr_getinheritsched, decltype(&::pthread_attr_getinheritsched))  \
+  X(pthread_attr_getaffinity_np, decltype(&::pthread_attr_getaffinity_np))    \
+  X(pthread_join, decltype(&::pthread_join))                                  \
+  X(gai_error, decltype(&::gai_error))                                        \
+  X(gai_suspend, decltype(&::gai_suspend))                                    \
+  X(aio_error, decltype(&::aio_error))                                        \
+  X(aio_suspend, decltype(&::aio_suspend))                                    \
+  X(backtrace, decltype(&::backtrace))                                        \
+  X(dl_iterate_phdr, decltype(&::dl_iterate_phdr))                            \
+  X(dlopen, decltype(&::dlopen))                                              \
+  X(dladdr1, decltype(&::dladdr1))
+
 // The type of each real function: real_type::pthread_create, ...
 namespace real_type {
 #define PRISTINE_DECLARE_TYPE(name, type) using name = type;
 PRISTINE_REAL_FUNCTIONS(PRISTINE_DECLARE_TYPE)
+PRISTINE_LIBC_FUNCTIONS(PRISTINE_DECLARE_TYPE)
 #undef PRISTINE_DECLARE_TYPE
 }  // namespace real_type
 
@@ -88,6 +115,7 @@ PRISTINE_REAL_FUNCTIONS(PRISTINE_DECLARE_TYPE)
 struct RealFunctions {
 #define PRISTINE_DECLARE_REAL(name, type) std::atomic<void*> name{nullptr};
   PRISTINE_REAL_FUNCTIONS(PRISTINE_DECLARE_REAL)
+  PRISTINE_LIBC_FUNCTIONS(PRISTINE_DECLARE_REAL)
 #undef PRISTINE_DECLARE_REAL
 };
 
@@ -111,6 +139,9 @@ inline F RealFunction(std::atomic<void*>* slot, const char* name) {
 #define REAL(name)                                           \
   (::pristine::RealFunction<::pristine::real_type::name>(    \
       &::pristine::interpose_internal::g_real.name, #name))
+
+// LIBC(name): a function of PRISTINE_LIBC_FUNCTIONS, looked up on first use.
+#define LIBC(name) REAL(name)
 
 }  // namespace pristine
 

@@ -32,7 +32,13 @@ enum class Plan : uint32_t {
 };
 
 FutexMutex g_mu;  // serialises baseline definitions and template starts/stops
-std::atomic<pthread_t> g_main_thread{0};
+// The baseline's snapshot dimensions still have to be read: at load they are
+// read just before the first recorded change (until then every thread is in
+// the load state for them too), so that a process that changes nothing pays
+// no system call for them.
+bool g_snapshot_pending ABSL_GUARDED_BY(g_mu) = false;
+std::atomic<bool> g_snapshot_pending_hint{false};  // lock-free early out
+std::atomic<int> g_pid{0};  // cached for OnMainThread; 0 until first needed
 std::atomic<Plan> g_plan{Plan::kSettled};
 
 void WarnNoTemplate() {
@@ -52,22 +58,32 @@ bool StartTemplateHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
   return false;
 }
 
-// The calling thread defines the baseline from now on. Every other thread
-// compares itself afresh; this one is clean by definition.
+// The calling thread, the only thread of the process (a forked child, the
+// first create with baseline=first-thread, after a single-threaded change),
+// defines the baseline from now on and is clean by definition. No other
+// thread exists to compare itself afresh, so no rebase epoch is needed.
 void DefineBaselineHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
-  // Library load runs on the main thread, a fork's child on the forking thread.
-  if (RawGettid() == RawGetpid()) g_main_thread.store(pthread_self(), std::memory_order_relaxed);
   BaselineCaptureSnapshot();
-  NoteRebase();
+  g_snapshot_pending = false;
+  g_snapshot_pending_hint.store(false, std::memory_order_relaxed);
   MarkThreadClean();
   if (CurrentOptions().verify == Verify::kStrict) StartTemplateHere();
   else g_plan.store(Plan::kAtFirstChange, std::memory_order_release);
+}
+
+// Reads the snapshot dimensions if load left them to the first need.
+void CaptureSnapshotIfPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+  if (!g_snapshot_pending) return;
+  BaselineCaptureSnapshot();
+  g_snapshot_pending = false;
+  g_snapshot_pending_hint.store(false, std::memory_order_relaxed);
 }
 
 // Forked child, on the forking thread (now the only thread): the template did
 // not survive; the child's baseline is the forking thread's state.
 void AfterForkInChild() {
   g_mu.ResetAfterFork();
+  g_pid.store(0, std::memory_order_relaxed);
   ForgetTemplateAfterFork();
   BaselineForgetAfterFork();
   ForgetSetupBlocksAfterFork();
@@ -86,10 +102,19 @@ void Initialise() {
   }
   pthread_atfork(nullptr, nullptr, AfterForkInChild);
   FutexLock lock(&g_mu);
-  DefineBaselineHere();
   if (options.baseline == BaselineMode::kFirstThread) {
+    // The first create takes the slow path (CreatePassesStraightThrough is
+    // false until then), which defines the baseline.
     g_plan.store(Plan::kAtFirstCreate, std::memory_order_release);
-    NoteRebase();  // sends the first create to the slow path
+    g_state.store(kAwaitingFirstCreate, std::memory_order_release);
+    return;
+  }
+  if (options.verify == Verify::kStrict) {
+    DefineBaselineHere();
+  } else {
+    g_snapshot_pending = true;
+    g_snapshot_pending_hint.store(true, std::memory_order_relaxed);
+    g_plan.store(Plan::kAtFirstChange, std::memory_order_release);
   }
   if (g_state.load(std::memory_order_relaxed) == kInitialising) {
     g_state.store(kActive, std::memory_order_release);
@@ -137,7 +162,7 @@ void WaitUntilAlone() {
 
 void EnsureInitialized() {
   uint32_t state = g_state.load(std::memory_order_acquire);
-  if (state == kActive || state == kPassThrough) return;
+  if (state == kActive || state == kPassThrough || state == kAwaitingFirstCreate) return;
   if (state == kUninitialised &&
       g_state.compare_exchange_strong(state, kInitialising, std::memory_order_acq_rel)) {
     Initialise();
@@ -157,25 +182,37 @@ bool PrepareForCreate() {
       // Whatever the process did before its first thread is its baseline.
       StopTemplate();
       DefineBaselineHere();
+      uint32_t awaiting = kAwaitingFirstCreate;
+      g_state.compare_exchange_strong(awaiting, kActive, std::memory_order_acq_rel);
     }
   }
+  EnsureBaselineSnapshot();
   return g_state.load(std::memory_order_acquire) == kActive;
+}
+
+void EnsureBaselineSnapshot() {
+  if (!g_snapshot_pending_hint.load(std::memory_order_relaxed)) return;
+  FutexLock lock(&g_mu);
+  CaptureSnapshotIfPending();
 }
 
 void BeforeChange(DimSet dims, bool self) {
   EnsureInitialized();
-  if (g_plan.load(std::memory_order_acquire) != Plan::kAtFirstChange) return;
   // A thread's own snapshot dimensions are compared with the snapshot, and a
   // forwarded thread gets them from its caller: no template needed, unless
   // the options isolate one of them.
   DimSet needs_template = (dims - kSnapshotDims) | (dims & CurrentOptions().isolated);
-  if (self && needs_template.empty()) return;
+  bool want_template = g_plan.load(std::memory_order_acquire) == Plan::kAtFirstChange &&
+                       (!self || !needs_template.empty());
+  if (!want_template && !g_snapshot_pending_hint.load(std::memory_order_relaxed)) return;
   FutexLock lock(&g_mu);
-  if (g_plan.load(std::memory_order_relaxed) != Plan::kAtFirstChange) return;
-  // Until the template runs no thread has recorded a change outside the
-  // snapshot (each such change comes here first), so this thread is still in
-  // the baseline state for every dimension the template provides.
-  StartTemplateHere();
+  // Until now no thread recorded any change (each comes here first), so this
+  // one is still in the baseline state: for the snapshot dimensions, and,
+  // until the template runs, for every dimension the template provides.
+  CaptureSnapshotIfPending();
+  if (want_template && g_plan.load(std::memory_order_relaxed) == Plan::kAtFirstChange) {
+    StartTemplateHere();
+  }
 }
 
 int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx) {
@@ -227,7 +264,13 @@ int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx) {
 }
 
 bool OnMainThread() {
-  return pthread_equal(pthread_self(), g_main_thread.load(std::memory_order_relaxed));
+  // The main thread's tid is the pid (in a forked child, the forking thread's).
+  int pid = g_pid.load(std::memory_order_relaxed);
+  if (pid == 0) {
+    pid = RawGetpid();
+    g_pid.store(pid, std::memory_order_relaxed);
+  }
+  return RawGettid() == pid;
 }
 
 bool RebaseToCallingThread() {
@@ -236,7 +279,9 @@ bool RebaseToCallingThread() {
   FutexLock lock(&g_mu);
   StopTemplate();
   BaselineCaptureSnapshot();
-  NoteRebase();
+  g_snapshot_pending = false;
+  g_snapshot_pending_hint.store(false, std::memory_order_relaxed);
+  NoteRebase();  // other threads exist: each compares itself afresh
   MarkThreadClean();
   // Other threads may compare themselves at any moment: start it right away.
   return StartTemplateHere();

@@ -23,7 +23,13 @@
 namespace pristine {
 
 namespace lifecycle_internal {
-enum State : uint32_t { kUninitialised, kInitialising, kActive, kPassThrough };
+enum State : uint32_t {
+  kUninitialised,
+  kInitialising,
+  kActive,
+  kPassThrough,
+  kAwaitingFirstCreate,  // baseline=first-thread, before the first create
+};
 extern std::atomic<uint32_t> g_state;
 }  // namespace lifecycle_internal
 
@@ -43,6 +49,12 @@ void EnsureInitialized();
 // the baseline. Returns false when creates must pass through.
 bool PrepareForCreate();
 
+// Makes sure the baseline's snapshot dimensions have been read (they are
+// read lazily after load). Any thread but the template; with the snapshot
+// pending no change has been recorded anywhere, so the caller is in the
+// baseline state for them.
+void EnsureBaselineSnapshot();
+
 // Called by an entry point before it changes `dims` of the calling thread
 // (self) or of another thread (!self): starts the template first if it is
 // needed and not running.
@@ -59,7 +71,7 @@ void BeforeChange(DimSet dims, bool self);
 int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx);
 
 // Whether the calling thread is the process's main thread (after a fork, the
-// child's: the forking thread). A thread-pointer comparison, no system call.
+// child's: the forking thread). One system call.
 bool OnMainThread();
 
 // Makes the calling thread's state the baseline and starts the template from

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <new>
 
+#include "interpose.h"
 #include "json_writer.h"
 #include "log.h"
 #include "options.h"
@@ -114,7 +115,7 @@ void LogNewSite(const SiteStack& stack, DimSet taint, Decision decision, const c
     Dl_info info;
     struct link_map* lm = nullptr;
     uintptr_t pc = stack.pc[i];
-    if (dladdr1(reinterpret_cast<void*>(pc - 1), &info, reinterpret_cast<void**>(&lm),
+    if (LIBC(dladdr1)(reinterpret_cast<void*>(pc - 1), &info, reinterpret_cast<void**>(&lm),
                 RTLD_DL_LINKMAP) == 0 || lm == nullptr) {
       AppendHex(line, pc);
       continue;

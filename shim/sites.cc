@@ -12,6 +12,7 @@
 #include <new>
 
 #include "futex.h"
+#include "interpose.h"
 #include "raw_syscall.h"
 
 namespace pristine {
@@ -60,14 +61,14 @@ int FindSelf(struct dl_phdr_info* info, size_t, void* data) {
 // Once per process, on the first thread to capture a stack. Others capture
 // with glibc's backtrace() meanwhile.
 void ResolveUnwinder() {
-  dl_iterate_phdr(FindSelf, reinterpret_cast<void*>(&CaptureStack));
+  LIBC(dl_iterate_phdr)(FindSelf, reinterpret_cast<void*>(&CaptureStack));
   BacktraceFn fn = nullptr;
   // RTLD_LOCAL: libunwind's own backtrace and _Unwind_* must not interpose on
   // the host's.
-  void* h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+  void* h = LIBC(dlopen)("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
   if (h != nullptr) fn = reinterpret_cast<BacktraceFn>(dlsym(h, "unw_backtrace"));
   g_is_libunwind.store(fn != nullptr, std::memory_order_relaxed);
-  if (fn == nullptr) fn = &backtrace;
+  if (fn == nullptr) fn = LIBC(backtrace);
   g_unwinder.store(fn, std::memory_order_release);
   g_unwinder_state.store(kResolved, std::memory_order_release);
 }
@@ -131,7 +132,7 @@ void CaptureStack(SiteStack* out) {
     ResolveUnwinder();
   }
   BacktraceFn fn = g_unwinder.load(std::memory_order_acquire);
-  if (fn == nullptr) fn = &backtrace;  // another thread is loading libunwind
+  if (fn == nullptr) fn = LIBC(backtrace);  // another thread is loading libunwind
   // Room for the shim's own frames (entry point, create path, this) on top.
   void* raw[kMaxSiteFrames + 8];
   int n = fn(raw, kMaxSiteFrames + 8);

@@ -102,7 +102,7 @@ void Retire(Spare* s) {
   pthread_t thread = s->thread;  // the record dies with the spare
   s->state.store(kRetire, std::memory_order_release);
   FutexWakeOne(&s->state);
-  pthread_join(thread, nullptr);
+  LIBC(pthread_join)(thread, nullptr);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "interpose.h"
 #include "raw_syscall.h"
 
 namespace pristine {
@@ -164,7 +165,7 @@ void Symbolizer::Symbolize(uintptr_t pc, SymbolizedFrame* out) {
   uintptr_t lookup = pc - 1;
   Dl_info info;
   struct link_map* lm = nullptr;
-  if (dladdr1(reinterpret_cast<void*>(lookup), &info, reinterpret_cast<void**>(&lm),
+  if (LIBC(dladdr1)(reinterpret_cast<void*>(lookup), &info, reinterpret_cast<void**>(&lm),
               RTLD_DL_LINKMAP) == 0 || lm == nullptr) {
     return;
   }

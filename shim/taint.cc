@@ -17,6 +17,10 @@ std::atomic<uint32_t> g_rebase_epoch{0};
 
 }  // namespace taint_internal
 
+namespace {
+std::atomic<uint32_t> g_security_epoch{0};
+}  // namespace
+
 using taint_internal::g_cross_epoch;
 using taint_internal::g_rebase_epoch;
 using taint_internal::t_taint;
@@ -61,15 +65,24 @@ void NoteCrossThreadChange() { g_cross_epoch.fetch_add(1, std::memory_order_rela
 
 void NoteRebase() { g_rebase_epoch.fetch_add(1, std::memory_order_relaxed); }
 
+void NoteProcessWideSecurityChange() {
+  BaselineInvalidateSecurity();
+  g_security_epoch.fetch_add(1, std::memory_order_relaxed);
+}
+
 DimSet CurrentTaint(bool strict) {
   ThreadTaint& t = t_taint;
   uint32_t cross = g_cross_epoch.load(std::memory_order_relaxed);
   uint32_t rebase = g_rebase_epoch.load(std::memory_order_relaxed);
+  uint32_t security = g_security_epoch.load(std::memory_order_relaxed);
   DimSet check(t.pending);
   if (strict || t.rebase_epoch != rebase) {
     check = DimSet::All() - kUnverifiable;
-  } else if (t.cross_epoch != cross) {
-    check |= kCrossThreadDims;
+  } else {
+    if (t.cross_epoch != cross) check |= kCrossThreadDims;
+    if (t.security_epoch != security && DimSet(t.pending | t.known).intersects(kSecurityDims)) {
+      check |= kSecurityDims - kUnverifiable;
+    }
   }
   if (!check.empty()) {
     DimSet diff = BaselineDifferences(check);
@@ -78,6 +91,7 @@ DimSet CurrentTaint(bool strict) {
   t.pending = 0;
   t.cross_epoch = cross;
   t.rebase_epoch = rebase;
+  t.security_epoch = security;
   return DimSet(t.known);
 }
 
@@ -95,6 +109,7 @@ void AdoptTaint(const ThreadTaint& t) {
   t_taint.known = t.known;
   t_taint.cross_epoch = g_cross_epoch.load(std::memory_order_relaxed);
   t_taint.rebase_epoch = g_rebase_epoch.load(std::memory_order_relaxed);
+  t_taint.security_epoch = g_security_epoch.load(std::memory_order_relaxed);
 }
 
 void MarkThreadClean() { AdoptTaint(ThreadTaint{}); }

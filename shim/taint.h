@@ -31,6 +31,7 @@ struct ThreadTaint {
   uint32_t known = 0;         // dims verified to differ from the baseline
   uint32_t cross_epoch = 0;   // last g_cross_epoch verified against
   uint32_t rebase_epoch = 0;  // last g_rebase_epoch verified against
+  uint32_t security_epoch = 0;  // last g_security_epoch verified against
 };
 
 namespace taint_internal {
@@ -65,6 +66,11 @@ void NoteCrossThreadChange();
 
 // The baseline changed: every thread must compare itself afresh.
 void NoteRebase();
+
+// A change of privileges reached every thread, the template included (glibc's
+// set*id functions): threads that differed in privileges compare those again.
+// Clean threads still equal the baseline and pay nothing.
+void NoteProcessWideSecurityChange();
 
 // The calling thread's taint: which dimensions differ from the baseline now.
 // verify=fast reads only what may have changed; verify=strict reads all.

@@ -7,6 +7,8 @@
 #include <sys/resource.h>
 
 #include <atomic>
+#include <cstring>
+#include <initializer_list>
 
 #include "baseline.h"
 #include "interpose.h"
@@ -76,26 +78,24 @@ bool StartTemplate() {
   if (REAL(pthread_create) == nullptr) return false;
   BaselineSched(&g_start_sched.policy, &g_start_sched.priority, &g_start_sched.nice);
   if (!ReadSched(0, &g_thread_sched)) g_thread_sched = g_start_sched;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, kTemplateStackSize);
   // All signals blocked from its first instruction: no handler of the host
   // ever runs on the template. (glibc keeps its own internal signals, so a
   // process-wide setuid still reaches it.)
   sigset_t all;
-  sigfillset(&all);
-  pthread_attr_setsigmask_np(&attr, &all);
+  memset(&all, 0xff, sizeof all);
   g_tid.store(0, std::memory_order_relaxed);
-  int rc = REAL(pthread_create)(&g_thread, &attr, TemplateMain, nullptr);
-  if (rc == EINVAL) {
-    // A process with a large static TLS does not fit in 64 KiB.
-    pthread_attr_setstacksize(&attr, 0);
-    pthread_attr_destroy(&attr);
-    pthread_attr_init(&attr);
-    pthread_attr_setsigmask_np(&attr, &all);
+  int rc = EINVAL;
+  // A small stack first; a process with a large static TLS, which lives on
+  // every thread's stack, does not fit in it: then the default size.
+  for (size_t stack : {kTemplateStackSize, size_t{0}}) {
+    pthread_attr_t attr;
+    LIBC(pthread_attr_init)(&attr);
+    if (stack != 0) LIBC(pthread_attr_setstacksize)(&attr, stack);
+    LIBC(pthread_attr_setsigmask_np)(&attr, &all);
     rc = REAL(pthread_create)(&g_thread, &attr, TemplateMain, nullptr);
+    LIBC(pthread_attr_destroy)(&attr);
+    if (rc != EINVAL) break;
   }
-  pthread_attr_destroy(&attr);
   if (rc != 0) return false;
   // The baseline refers to the template by tid, so wait for it to publish.
   uint32_t tid;
@@ -137,7 +137,7 @@ void StopTemplate() {
   stop.base.run = RunStop;
   g_queue.Push(&stop.base);
   HandoffQueue::Await(&stop.base);
-  pthread_join(g_thread, nullptr);
+  LIBC(pthread_join)(g_thread, nullptr);
   RetireAllSpares();
 }
 
