@@ -58,10 +58,26 @@ def check_no_leak(r, plain):
         f"mappings grew by {grown} (without the shim: {plain_grown}): {where}: {r}"
 
 
-@pytest.mark.parametrize("case", ["cgroup", "nproc", "rlimit-as"])
+def test_thread_limit_capacity_is_glibcs(shim):
+    """Under a pids cgroup limit set before the program creates anything, a tainted worker holds
+    threads alive until a create fails: it gets EAGAIN, as from glibc, and holds as many threads
+    as without the shim, or one fewer (the template's slot): the spare threads' slots are given
+    back when a create would fail."""
+    _, plain = run_faults("cgroup")
+    _, r = run_faults("cgroup", shim)
+    assert r["rc"] == plain["rc"] == "EAGAIN", (plain, r)
+    assert plain["held"] - 1 <= r["held"] <= plain["held"], (plain, r)
+    assert r["rc_after"] == plain["rc_after"] == "0", (plain, r)
+    assert r["children_wrong"] == 0, r
+    assert plain["children_wrong"] == plain["children_ran"], plain
+    check_no_leak(r, plain)
+    check_no_leak(plain, plain)
+
+
+@pytest.mark.parametrize("case", ["nproc", "rlimit-as"])
 def test_limit_gives_glibc_result_and_nothing_leaks(shim, case):
-    """cgroup: pids.max reached; nproc: RLIMIT_NPROC for uid 65534 (the whole process drops to it,
-    template included); rlimit-as: a 64 MiB stack cannot be mapped under RLIMIT_AS."""
+    """nproc: RLIMIT_NPROC for uid 65534 (the whole process drops to it, template included);
+    rlimit-as: a 64 MiB stack cannot be mapped under RLIMIT_AS."""
     _, plain = run_faults(case)
     _, r = run_faults(case, shim)
     assert r["rc"] == plain["rc"] == "EAGAIN", (plain, r)

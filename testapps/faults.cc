@@ -4,8 +4,8 @@
 //
 //   faults CASE [--rounds N]
 // CASE:
-//   cgroup     a tainted worker creates while a pids cgroup is full (pids.max = the number of the
-//              program's threads)
+//   cgroup     under an absolute pids cgroup limit set before anything is created, a tainted
+//              worker creates threads that stay alive until a create fails ("held": how many)
 //   nproc      the process drops to uid 65534 (every thread) with RLIMIT_NPROC 1; a tainted
 //              worker creates
 //   rlimit-as  RLIMIT_AS just above the current size; a tainted worker creates with a 64 MiB
@@ -251,6 +251,20 @@ std::string PidsCgroupDir() {
   return "";
 }
 
+// Threads a tainted worker can hold alive at once, until a create fails.
+struct Held {
+  std::atomic<bool> release{false};
+  std::vector<pthread_t> threads;
+};
+
+void* HeldChild(void* p) {
+  Held* h = static_cast<Held*>(p);
+  if (NetInode() != g_base_net) g_children_wrong.fetch_add(1);
+  g_children_ran.fetch_add(1);
+  while (!h->release.load()) usleep(1000);
+  return nullptr;
+}
+
 int CaseCgroup() {
   std::string parent = PidsCgroupDir();
   if (parent.empty()) Unsupported("no writable pids cgroup");
@@ -260,28 +274,48 @@ int CaseCgroup() {
     rmdir(dir.c_str());
     Unsupported("cannot join " + dir);
   }
+  // An absolute limit, set before the program creates anything: room for kRoom more tasks. The
+  // shim's own threads (template, spares) count against it too; a spare is given back when a
+  // create would fail, so the program can hold as many threads as without the shim, or one fewer
+  // (the template).
+  constexpr int kRoom = 12;
+  std::string cur = ReadLine(dir + "/pids.current");
+  long max = std::atol(cur.c_str()) + kRoom;
+  if (!WriteFile(dir + "/pids.max", std::to_string(max))) {
+    std::fprintf(stderr, "faults: cannot set pids.max\n");
+    std::exit(1);
+  }
   Result r;
+  int tasks0 = SettledTasks(0), maps0 = 0;
   RunTaintedWorker([&] {
-    CreateJoin();  // warm-up: the template and glibc's stack cache are in use before measuring
-    int tasks0 = SettledTasks(0), maps0 = CountMaps();
-    // Full from the program's point of view: as many tasks as the program has threads (the
-    // shim's own threads, counted in pids.current, are its overhead, not the program's budget).
-    std::string cur = std::to_string(CountTasks());
-    if (!WriteFile(dir + "/pids.max", cur)) {
-      std::fprintf(stderr, "faults: cannot set pids.max\n");
-      std::exit(1);
+    maps0 = CountMaps();
+    Held held;
+    pthread_attr_t plain;
+    pthread_attr_init(&plain);
+    int rc = 0, held_default = 0;
+    // Alternate explicit attributes (never a spare) and a null attr (a spare if one is ready).
+    for (int i = 0; i < 4 * kRoom && rc == 0; ++i) {
+      pthread_t t;
+      rc = pthread_create(&t, i % 2 ? nullptr : &plain, HeldChild, &held);
+      if (rc == 0) {
+        held.threads.push_back(t);
+        if (i % 2) ++held_default;
+      }
     }
-    FaultedCreates(&r, nullptr);
+    pthread_attr_destroy(&plain);
+    r.AddStr("rc", ErrName(rc));
+    r.Add("held", static_cast<long>(held.threads.size()));
+    r.Add("held_default_attr", held_default);
+    held.release.store(true);
+    for (pthread_t t : held.threads) pthread_join(t, nullptr);
     WriteFile(dir + "/pids.max", "max");
-    int tasks1 = SettledTasks(tasks0), maps1 = CountMaps();
-    int rc_after = CreateJoin();
-    r.AddStr("rc_after", ErrName(rc_after));
-    r.Add("pids_max", std::atol(cur.c_str()));
-    r.Add("tasks_before", tasks0);
-    r.Add("tasks_after", tasks1);
-    r.Add("maps_before", maps0);
-    r.Add("maps_after", maps1);
+    r.AddStr("rc_after", ErrName(CreateJoin()));
   });
+  r.Add("pids_max", max);
+  r.Add("tasks_before", tasks0);
+  r.Add("tasks_after", SettledTasks(tasks0));
+  r.Add("maps_before", maps0);
+  r.Add("maps_after", CountMaps());
   WriteFile(parent + "/cgroup.procs", std::to_string(getpid()));
   rmdir(dir.c_str());
   r.Print();
