@@ -38,7 +38,11 @@ FutexMutex g_mu;  // serialises baseline definitions and template starts/stops
 // no system call for them.
 bool g_snapshot_pending ABSL_GUARDED_BY(g_mu) = false;
 std::atomic<bool> g_snapshot_pending_hint{false};  // lock-free early out
-std::atomic<int> g_pid{0};  // cached for OnMainThread; 0 until first needed
+// The main thread (in a forked child, the forking thread), for OnMainThread.
+// Recorded by the library constructor, which the dynamic loader runs on the
+// main thread before main (a shim dlopen'ed later from another thread would
+// only word its main-thread hint wrongly).
+std::atomic<pthread_t> g_main_thread{0};
 std::atomic<Plan> g_plan{Plan::kSettled};
 
 void WarnNoTemplate() {
@@ -83,7 +87,7 @@ void CaptureSnapshotIfPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
 // not survive; the child's baseline is the forking thread's state.
 void AfterForkInChild() {
   g_mu.ResetAfterFork();
-  g_pid.store(0, std::memory_order_relaxed);
+  g_main_thread.store(pthread_self(), std::memory_order_relaxed);
   ForgetTemplateAfterFork();
   BaselineForgetAfterFork();
   ForgetSetupBlocksAfterFork();
@@ -122,7 +126,10 @@ void Initialise() {
 }
 
 // Runs in a half-initialised process, before main, on the loading thread.
-__attribute__((constructor)) void OnLibraryLoad() { EnsureInitialized(); }
+__attribute__((constructor)) void OnLibraryLoad() {
+  g_main_thread.store(pthread_self(), std::memory_order_relaxed);
+  EnsureInitialized();
+}
 
 // The number of threads in the process (/proc/self/stat field 20), or -1.
 int ThreadCount() {
@@ -264,13 +271,7 @@ int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx) {
 }
 
 bool OnMainThread() {
-  // The main thread's tid is the pid (in a forked child, the forking thread's).
-  int pid = g_pid.load(std::memory_order_relaxed);
-  if (pid == 0) {
-    pid = RawGetpid();
-    g_pid.store(pid, std::memory_order_relaxed);
-  }
-  return RawGettid() == pid;
+  return pthread_equal(pthread_self(), g_main_thread.load(std::memory_order_relaxed));
 }
 
 bool RebaseToCallingThread() {

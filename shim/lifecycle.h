@@ -71,7 +71,7 @@ void BeforeChange(DimSet dims, bool self);
 int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx);
 
 // Whether the calling thread is the process's main thread (after a fork, the
-// child's: the forking thread). One system call.
+// child's: the forking thread). A thread-pointer comparison.
 bool OnMainThread();
 
 // Makes the calling thread's state the baseline and starts the template from

@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "baseline.h"
 #include "futex.h"
 #include "interpose.h"
 #include "raw_syscall.h"
@@ -36,10 +37,43 @@ FutexMutex g_mu;
 Spare* g_ready ABSL_GUARDED_BY(g_mu) = nullptr;
 int g_ready_count ABSL_GUARDED_BY(g_mu) = 0;
 int g_starting ABSL_GUARDED_BY(g_mu) = 0;  // created, not yet in g_ready
-// Set by the first forwarded create; cleared when spares are retired.
+// Set by the first forwarded create; cleared when spares are retired. Read
+// and written under g_mu where a spare is about to be created, so that
+// RetireAllSpares never misses one.
 std::atomic<bool> g_wanted{false};
 
-void AskForRefill();
+void* SpareMain(void*);
+
+// Spares start with the template's policy (the baseline's, which the
+// template takes at its start), or their creator spare's, the same.
+bool SpareStartsAsSchedOther() {
+  int policy, priority, nice;
+  BaselineSched(&policy, &priority, &nice);
+  return policy == SCHED_OTHER;
+}
+
+// Creates one spare if the pool is below its target. Called on the template,
+// or on a spare that was just handed work and still runs none of the
+// program's code: either is in the baseline state, which the new spare
+// inherits. Returns false if the pool is full or the create failed.
+bool CreateSpare() {
+  {
+    FutexLock lock(&g_mu);
+    if (!g_wanted.load(std::memory_order_relaxed) || g_ready_count + g_starting >= kTarget) {
+      return false;
+    }
+    ++g_starting;
+  }
+  pthread_t t;
+  if (REAL(pthread_create)(&t, nullptr, SpareMain, nullptr) != 0) {
+    FutexLock lock(&g_mu);
+    --g_starting;
+    return false;  // a thread limit: the next forwarded create asks again
+  }
+  return true;
+}
+
+bool AskForRefill();
 
 // The body of a spare: publish itself, wait to be handed work or retired.
 void* SpareMain(void*) {
@@ -50,7 +84,7 @@ void* SpareMain(void*) {
   // run at once on the caller's CPU, and the caller of pthread_create would
   // wait for the new thread to finish. Only from SCHED_OTHER, to which any
   // thread may return (the template's policy is the baseline's).
-  bool batch = RawSyscall(SYS_sched_getscheduler, 0) == SCHED_OTHER;
+  bool batch = SpareStartsAsSchedOther();
   struct sched_param param = {};
   if (batch) batch = RawSyscall(SYS_sched_setscheduler, 0, SCHED_BATCH, &param) == 0;
   {
@@ -68,7 +102,10 @@ void* SpareMain(void*) {
   if (batch) RawSyscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &param);
   // Asked from here rather than by the caller: on a small machine a second
   // wake-up from the caller (the template's) competes with it for a CPU.
-  if (self.refill) AskForRefill();
+  // If the template is still busy with an earlier refill, several threads
+  // are creating at once: this spare, still in the baseline state, makes its
+  // own replacement, so that refills run on as many CPUs as creators do.
+  if (self.refill && !AskForRefill()) CreateSpare();
   return self.start(self.arg);
 }
 
@@ -91,11 +128,17 @@ void RunRefill(HandoffRequest*) {
   RefillSpares();
 }
 
-void AskForRefill() {
+// Queues a refill for the template. False if one is already queued (the
+// template has not caught up) or no template serves.
+bool AskForRefill() {
   g_wanted.store(true, std::memory_order_relaxed);
-  if (g_refill_queued.exchange(true, std::memory_order_acq_rel)) return;
+  if (g_refill_queued.exchange(true, std::memory_order_acq_rel)) return false;
   g_refill_request.run = RunRefill;
-  if (!PostToTemplate(&g_refill_request)) g_refill_queued.store(false, std::memory_order_release);
+  if (!PostToTemplate(&g_refill_request)) {
+    g_refill_queued.store(false, std::memory_order_release);
+    return false;
+  }
+  return true;
 }
 
 void Retire(Spare* s) {
@@ -133,18 +176,7 @@ bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread) {
 }
 
 void RefillSpares() {
-  while (g_wanted.load(std::memory_order_relaxed)) {
-    {
-      FutexLock lock(&g_mu);
-      if (g_ready_count + g_starting >= kTarget) return;
-      ++g_starting;
-    }
-    pthread_t t;
-    if (REAL(pthread_create)(&t, nullptr, SpareMain, nullptr) != 0) {
-      FutexLock lock(&g_mu);
-      --g_starting;
-      return;  // a thread limit: the next forwarded create asks again
-    }
+  while (CreateSpare()) {
   }
 }
 
@@ -161,7 +193,10 @@ int SpareThreadCount() {
 }
 
 void RetireAllSpares() {
-  g_wanted.store(false, std::memory_order_relaxed);
+  {
+    FutexLock lock(&g_mu);
+    g_wanted.store(false, std::memory_order_relaxed);
+  }
   for (;;) {
     if (RetireOneSpare()) continue;
     {
