@@ -145,13 +145,17 @@ DimSet BaselineDifferences(DimSet dims) {
     // snapshot (lifecycle.h), so no thread differs there yet.
     dims &= kSnapshotDims;
   }
-  ForEachDim(dims & kNamespaceDims, [&](Dim d) {
+  // A loop rather than ForEachDim: the thread-safety analysis does not see
+  // the lock held inside a lambda.
+  for (int i = 0; i < kDimCount; ++i) {
+    Dim d = static_cast<Dim>(i);
+    if (!(dims & kNamespaceDims).has(d)) continue;
     uint64_t base;
     if (!(self_ns_ok & DimSet(d).bits()) || !BaselineNamespace(d, &base) ||
-        base != self_ns[static_cast<int>(d)]) {
+        base != self_ns[i]) {
       diff |= d;
     }
-  });
+  }
   for (Dim d : {Dim::kFs, Dim::kFiles}) {
     if (dims.has(d) && SharesWith(g_cache.template_tid, d) != 1) {
       diff |= d;
