@@ -55,18 +55,7 @@ def _run_probe(args, shim=False, options=None, env=None):
     if not PROBE.exists():
         pytest.fail(f"probe not built: {PROBE} is missing "
                     f"(run `cmake -S . -B build && cmake --build build`, or set PRISTINE_BUILD_DIR)")
-    run_env = dict(os.environ)
-    # Never leak the caller's settings into a run that asked for none.
-    for var in ("LD_PRELOAD", "PRISTINE_OPTIONS"):
-        run_env.pop(var, None)
-    if shim:
-        if not SHIM.exists():
-            pytest.skip(shim_missing_reason())
-        run_env["LD_PRELOAD"] = str(SHIM)
-    if options is not None:
-        run_env["PRISTINE_OPTIONS"] = options
-    if env:
-        run_env.update(env)
+    run_env = clean_env(shim, options, env)
     cmd = [str(PROBE), *[str(a) for a in args]]
     # cwd is the repo root (never /tmp, which the fs taint moves to) and the umask a known 022
     # (the fs taint sets 077), so that a tainted value always differs from the baseline.
@@ -97,6 +86,24 @@ def _run_probe(args, shim=False, options=None, env=None):
     result["_stderr"] = proc.stderr
     result["_cmd"] = where
     return result
+
+
+def clean_env(shim=False, options=None, env=None):
+    """The environment for a test run: the caller's, without its LD_PRELOAD and PRISTINE_OPTIONS
+    (never leak them into a run that asked for none), plus the shim and options asked for.
+    Skips the test if the shim is asked for but not built."""
+    run_env = dict(os.environ)
+    for var in ("LD_PRELOAD", "PRISTINE_OPTIONS"):
+        run_env.pop(var, None)
+    if shim:
+        if not SHIM.exists():
+            pytest.skip(shim_missing_reason())
+        run_env["LD_PRELOAD"] = str(SHIM)
+    if options is not None:
+        run_env["PRISTINE_OPTIONS"] = options
+    if env:
+        run_env.update(env)
+    return run_env
 
 
 def run_probe(args, shim=False, options=None, env=None):

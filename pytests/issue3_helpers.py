@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import BUILD_DIR, ROOT, SHIM, shim_missing_reason
+from conftest import BUILD_DIR, ROOT, clean_env
 
 APPS = BUILD_DIR / "testapps"
 EXIT_UNSUPPORTED = 3
@@ -41,21 +41,6 @@ def app_path(name):
         pytest.fail(f"test program not built: {path} is missing "
                     f"(run `cmake -S . -B build && cmake --build build`)")
     return path
-
-
-def clean_env(shim=False, options=None, env=None):
-    run_env = dict(os.environ)
-    for var in ("LD_PRELOAD", "PRISTINE_OPTIONS"):
-        run_env.pop(var, None)
-    if shim:
-        if not SHIM.exists():
-            pytest.skip(shim_missing_reason())
-        run_env["LD_PRELOAD"] = str(SHIM)
-    if options is not None:
-        run_env["PRISTINE_OPTIONS"] = options
-    if env:
-        run_env.update(env)
-    return run_env
 
 
 def run_cmd(cmd, shim=False, options=None, env=None, timeout=TIMEOUT_S, preexec_fn=None,
