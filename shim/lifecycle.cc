@@ -75,6 +75,15 @@ void DefineBaselineHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
   else g_plan.store(Plan::kAtFirstChange, std::memory_order_release);
 }
 
+// The calling thread, the only one or the loading one, is the baseline, and
+// no thread has recorded a change: the snapshot is read and the template
+// started just before the first change (BeforeChange).
+void DeferBaselineSnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+  g_snapshot_pending = true;
+  g_snapshot_pending_hint.store(true, std::memory_order_relaxed);
+  g_plan.store(Plan::kAtFirstChange, std::memory_order_release);
+}
+
 // Reads the snapshot dimensions if load left them to the first need.
 void CaptureSnapshotIfPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
   if (!g_snapshot_pending) return;
@@ -93,7 +102,15 @@ void AfterForkInChild() {
   ForgetSetupBlocksAfterFork();
   if (g_state.load(std::memory_order_relaxed) != kActive) return;
   FutexLock lock(&g_mu);
-  DefineBaselineHere();
+  if (CurrentOptions().verify == Verify::kStrict) {
+    DefineBaselineHere();
+  } else {
+    // As at load, read at the first recorded change: this thread, the only
+    // one, is in the child's baseline state until then (fork+exec pays
+    // nothing).
+    DeferBaselineSnapshot();
+    MarkThreadClean();
+  }
 }
 
 void Initialise() {
@@ -113,13 +130,8 @@ void Initialise() {
     g_state.store(kAwaitingFirstCreate, std::memory_order_release);
     return;
   }
-  if (options.verify == Verify::kStrict) {
-    DefineBaselineHere();
-  } else {
-    g_snapshot_pending = true;
-    g_snapshot_pending_hint.store(true, std::memory_order_relaxed);
-    g_plan.store(Plan::kAtFirstChange, std::memory_order_release);
-  }
+  if (options.verify == Verify::kStrict) DefineBaselineHere();
+  else DeferBaselineSnapshot();
   if (g_state.load(std::memory_order_relaxed) == kInitialising) {
     g_state.store(kActive, std::memory_order_release);
   }
