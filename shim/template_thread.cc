@@ -25,22 +25,21 @@ constexpr char kTemplateName[] = "pristine-tmpl";
 HandoffQueue g_queue;
 pthread_t g_thread;
 std::atomic<bool> g_running{false};
-// Callers between their check of g_running and the end of their wait.
-// StopTemplate waits for it to drain, so no request is pushed to a template
-// that is about to exit.
+// Posters between their check of g_running and their push. StopTemplate
+// waits for it to drain before queueing its stop request, so every request
+// admitted is queued ahead of the stop and served.
 std::atomic<uint32_t> g_users{0};
 FutexWord g_tid{0};  // the template's tid once it runs, 0 before
 // Written by StartTemplate before the template exists, read by it.
 SchedState g_start_sched;   // the baseline's
 SchedState g_thread_sched;  // what the template inherits from its creator
 
-// Asks the template loop to return after the current batch.
-struct StopRequest {
-  HandoffRequest base;
-  bool* stop;
-};
+// Set by a stop request, read by the template loop: template thread only.
+bool g_stop_requested = false;
 
-void RunStop(HandoffRequest* req) { *reinterpret_cast<StopRequest*>(req)->stop = true; }
+// Asks the template loop to return after the current batch. Runs on the
+// template thread.
+void RunStop(HandoffRequest*) { g_stop_requested = true; }
 
 // The template's body. Runs on the template thread: only raw system calls,
 // the queue, and request run functions (which follow the same rules).
@@ -57,12 +56,11 @@ void* TemplateMain(void*) {
   }
   g_tid.store(static_cast<uint32_t>(RawGettid()), std::memory_order_release);
   FutexWakeAll(&g_tid);
-  bool stop = false;
-  while (!stop) {
+  g_stop_requested = false;
+  while (!g_stop_requested) {
     HandoffRequest* req = g_queue.TakeAll();
     while (req != nullptr) {
       HandoffRequest* next = req->next;  // read before completion frees it
-      if (req->run == RunStop) reinterpret_cast<StopRequest*>(req)->stop = &stop;
       req->run(req);
       HandoffQueue::Complete(req);
       req = next;
@@ -108,19 +106,16 @@ bool StartTemplate() {
 bool TemplateRunning() { return g_running.load(std::memory_order_acquire); }
 
 bool RunOnTemplate(HandoffRequest* req) {
-  // seq_cst on both sides (here and in StopTemplate): either this sees
-  // g_running false, or StopTemplate sees this caller in g_users.
-  g_users.fetch_add(1, std::memory_order_seq_cst);
-  bool running = g_running.load(std::memory_order_seq_cst);
-  if (running) {
-    g_queue.Push(req);
-    HandoffQueue::Await(req);
-  }
-  g_users.fetch_sub(1, std::memory_order_release);
-  return running;
+  if (!PostToTemplate(req)) return false;
+  // Queued before any stop request (StopTemplate waits for g_users to drain
+  // before pushing one), so the template serves it before stopping.
+  HandoffQueue::Await(req);
+  return true;
 }
 
 bool PostToTemplate(HandoffRequest* req) {
+  // seq_cst on both sides (here and in StopTemplate): either this sees
+  // g_running false, or StopTemplate sees this poster in g_users.
   g_users.fetch_add(1, std::memory_order_seq_cst);
   bool running = g_running.load(std::memory_order_seq_cst);
   if (running) g_queue.Push(req);
@@ -133,10 +128,10 @@ void StopTemplate() {
   g_running.store(false, std::memory_order_seq_cst);
   // Requests already admitted are served before the template stops.
   while (g_users.load(std::memory_order_seq_cst) != 0) RawSyscall(SYS_sched_yield);
-  StopRequest stop{};
-  stop.base.run = RunStop;
-  g_queue.Push(&stop.base);
-  HandoffQueue::Await(&stop.base);
+  HandoffRequest stop;
+  stop.run = RunStop;
+  g_queue.Push(&stop);
+  HandoffQueue::Await(&stop);
   LIBC(pthread_join)(g_thread, nullptr);
   RetireAllSpares();
 }
