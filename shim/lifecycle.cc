@@ -35,9 +35,9 @@ FutexMutex g_mu;  // serialises baseline definitions and template starts/stops
 // The baseline's snapshot dimensions still have to be read: at load they are
 // read just before the first recorded change (until then every thread is in
 // the load state for them too), so that a process that changes nothing pays
-// no system call for them.
-bool g_snapshot_pending ABSL_GUARDED_BY(g_mu) = false;
-std::atomic<bool> g_snapshot_pending_hint{false};  // lock-free early out
+// no system call for them. Written under g_mu; read without it as an early
+// out, then again under it.
+std::atomic<bool> g_snapshot_pending{false};
 // The main thread (in a forked child, the forking thread), for OnMainThread.
 // Recorded by the library constructor, which the dynamic loader runs on the
 // main thread before main (a shim dlopen'ed later from another thread would
@@ -62,14 +62,13 @@ bool StartTemplateHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
   return false;
 }
 
-// The calling thread, the only thread of the process (a forked child, the
-// first create with baseline=first-thread, after a single-threaded change),
-// defines the baseline from now on and is clean by definition. No other
-// thread exists to compare itself afresh, so no rebase epoch is needed.
+// The calling thread defines the baseline from now on and is clean by
+// definition. Where it is the only thread (a forked child, the first create
+// with baseline=first-thread, after a single-threaded change) no other thread
+// has to compare itself afresh; RebaseToCallingThread advances the epoch.
 void DefineBaselineHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
   BaselineCaptureSnapshot();
-  g_snapshot_pending = false;
-  g_snapshot_pending_hint.store(false, std::memory_order_relaxed);
+  g_snapshot_pending.store(false, std::memory_order_relaxed);
   MarkThreadClean();
   if (CurrentOptions().verify == Verify::kStrict) StartTemplateHere();
   else g_plan.store(Plan::kAtFirstChange, std::memory_order_release);
@@ -79,17 +78,15 @@ void DefineBaselineHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
 // no thread has recorded a change: the snapshot is read and the template
 // started just before the first change (BeforeChange).
 void DeferBaselineSnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
-  g_snapshot_pending = true;
-  g_snapshot_pending_hint.store(true, std::memory_order_relaxed);
+  g_snapshot_pending.store(true, std::memory_order_relaxed);
   g_plan.store(Plan::kAtFirstChange, std::memory_order_release);
 }
 
 // Reads the snapshot dimensions if load left them to the first need.
 void CaptureSnapshotIfPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
-  if (!g_snapshot_pending) return;
+  if (!g_snapshot_pending.load(std::memory_order_relaxed)) return;
   BaselineCaptureSnapshot();
-  g_snapshot_pending = false;
-  g_snapshot_pending_hint.store(false, std::memory_order_relaxed);
+  g_snapshot_pending.store(false, std::memory_order_relaxed);
 }
 
 // Forked child, on the forking thread (now the only thread): the template did
@@ -210,7 +207,7 @@ bool PrepareForCreate() {
 }
 
 void EnsureBaselineSnapshot() {
-  if (!g_snapshot_pending_hint.load(std::memory_order_relaxed)) return;
+  if (!g_snapshot_pending.load(std::memory_order_relaxed)) return;
   FutexLock lock(&g_mu);
   CaptureSnapshotIfPending();
 }
@@ -223,7 +220,7 @@ void BeforeChange(DimSet dims, bool self) {
   DimSet needs_template = (dims - kSnapshotDims) | (dims & CurrentOptions().isolated);
   bool want_template = g_plan.load(std::memory_order_acquire) == Plan::kAtFirstChange &&
                        (!self || !needs_template.empty());
-  if (!want_template && !g_snapshot_pending_hint.load(std::memory_order_relaxed)) return;
+  if (!want_template && !g_snapshot_pending.load(std::memory_order_relaxed)) return;
   FutexLock lock(&g_mu);
   // Until now no thread recorded any change (each comes here first), so this
   // one is still in the baseline state: for the snapshot dimensions, and,
@@ -291,13 +288,10 @@ bool RebaseToCallingThread() {
   if (g_state.load(std::memory_order_acquire) != kActive) return false;
   FutexLock lock(&g_mu);
   StopTemplate();
-  BaselineCaptureSnapshot();
-  g_snapshot_pending = false;
-  g_snapshot_pending_hint.store(false, std::memory_order_relaxed);
   NoteRebase();  // other threads exist: each compares itself afresh
-  MarkThreadClean();
+  DefineBaselineHere();
   // Other threads may compare themselves at any moment: start it right away.
-  return StartTemplateHere();
+  return TemplateRunning() || StartTemplateHere();
 }
 
 }  // namespace pristine
