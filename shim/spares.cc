@@ -109,13 +109,15 @@ void* SpareMain(void*) {
   return self.start(self.arg);
 }
 
-Spare* Pop() {
+// Takes a ready spare, or null. *left: how many remain, ready or starting.
+Spare* Pop(int* left = nullptr) {
   FutexLock lock(&g_mu);
   Spare* s = g_ready;
   if (s != nullptr) {
     g_ready = s->next;
     --g_ready_count;
   }
+  if (left != nullptr) *left = g_ready_count + g_starting;
   return s;
 }
 
@@ -152,16 +154,7 @@ void Retire(Spare* s) {
 
 bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread) {
   int left;
-  Spare* s;
-  {
-    FutexLock lock(&g_mu);
-    s = g_ready;
-    if (s != nullptr) {
-      g_ready = s->next;
-      --g_ready_count;
-    }
-    left = g_ready_count + g_starting;
-  }
+  Spare* s = Pop(&left);
   if (s == nullptr) {
     AskForRefill();
     return false;
