@@ -355,13 +355,20 @@ void HintMainThreadOnce(DimSet taint) {
   Log(line.Finish());
 }
 
+// The calling thread's taint and what the policy makes of it. The slow paths
+// only, after PrepareForCreate.
+Decision DecideForCallingThread(DimSet* taint) {
+  const Options& options = CurrentOptions();
+  *taint = CurrentTaint(options.verify == Verify::kStrict);
+  return Decide(*taint, options);
+}
+
 // Everything but the untainted fast path. Returns pthread_create's result.
 int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
                int (*c11_start)(void*), void* arg) {
   if (!PrepareForCreate()) return CreateDirect(thread, attr, start, c11_start, arg);
-  const Options& options = CurrentOptions();
-  DimSet taint = CurrentTaint(options.verify == Verify::kStrict);
-  Decision decision = Decide(taint, options);
+  DimSet taint;
+  Decision decision = DecideForCallingThread(&taint);
   if (decision == Decision::kForward) {
     int rc;
     ForwardResult result = Forward(thread, attr, start, c11_start, arg, taint, &rc);
@@ -403,10 +410,13 @@ void ForgetSetupBlocksAfterFork() {
 
 long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds) {
   if (CreatePassesStraightThrough() || !PrepareForCreate()) return call(ctx);
-  const Options& options = CurrentOptions();
-  DimSet taint = CurrentTaint(options.verify == Verify::kStrict);
-  Decision decision = Decide(taint, options);
-  if (decision == Decision::kForward && !(uses_fds && taint.has(Dim::kFiles))) {
+  DimSet taint;
+  Decision decision = DecideForCallingThread(&taint);
+  // Descriptors of a private fd table mean something else on the template.
+  if (decision == Decision::kForward && uses_fds && taint.has(Dim::kFiles)) {
+    decision = Decision::kRestricted;
+  }
+  if (decision == Decision::kForward) {
     CallRequest req{};
     req.base.run = RunCall;
     req.call = call;
@@ -417,10 +427,7 @@ long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds) {
       return req.result;
     }
   }
-  if (!taint.empty()) {
-    ReportTaintedCreate(taint, decision == Decision::kForward ? Decision::kRestricted : decision,
-                        false);
-  }
+  if (!taint.empty()) ReportTaintedCreate(taint, decision, false);
   return call(ctx);
 }
 
