@@ -51,6 +51,8 @@
 #include <thread>
 #include <vector>
 
+#include "issue3_util.h"
+
 namespace {
 
 int g_alt_net_fd = -1;
@@ -208,21 +210,6 @@ void FaultedCreates(Result* r, const pthread_attr_t* attr) {
 // ---------------------------------------------------------------------------------------------
 // pids cgroup
 
-bool WriteFile(const std::string& path, const std::string& value) {
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  ssize_t n = write(fd, value.data(), value.size());
-  close(fd);
-  return n == static_cast<ssize_t>(value.size());
-}
-
-std::string ReadLine(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
 // The directory of our pids cgroup (v1 pids hierarchy or v2 with pids.max), or "".
 std::string PidsCgroupDir() {
   std::ifstream cg("/proc/self/cgroup");
@@ -244,7 +231,7 @@ std::string PidsCgroupDir() {
     if (ctrls.empty() && line.rfind("0::", 0) == 0) {
       std::string dir = "/sys/fs/cgroup" + (path == "/" ? "" : path);
       if (access((dir + "/pids.max").c_str(), F_OK) == 0 ||
-          ReadLine(dir + "/cgroup.subtree_control").find("pids") != std::string::npos)
+          t3::ReadFirstLine(dir + "/cgroup.subtree_control").find("pids") != std::string::npos)
         return dir;
     }
   }
@@ -270,7 +257,7 @@ int CaseCgroup() {
   if (parent.empty()) Unsupported("no writable pids cgroup");
   std::string dir = parent + "/pristine-faults-" + std::to_string(getpid());
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) Unsupported("mkdir " + dir);
-  if (!WriteFile(dir + "/cgroup.procs", std::to_string(getpid()))) {
+  if (!t3::WriteFile(dir + "/cgroup.procs", std::to_string(getpid()))) {
     rmdir(dir.c_str());
     Unsupported("cannot join " + dir);
   }
@@ -279,9 +266,9 @@ int CaseCgroup() {
   // create would fail, so the program can hold as many threads as without the shim, or one fewer
   // (the template).
   constexpr int kRoom = 12;
-  std::string cur = ReadLine(dir + "/pids.current");
+  std::string cur = t3::ReadFirstLine(dir + "/pids.current");
   long max = std::atol(cur.c_str()) + kRoom;
-  if (!WriteFile(dir + "/pids.max", std::to_string(max))) {
+  if (!t3::WriteFile(dir + "/pids.max", std::to_string(max))) {
     std::fprintf(stderr, "faults: cannot set pids.max\n");
     std::exit(1);
   }
@@ -308,7 +295,7 @@ int CaseCgroup() {
     r.Add("held_default_attr", held_default);
     held.release.store(true);
     for (pthread_t t : held.threads) pthread_join(t, nullptr);
-    WriteFile(dir + "/pids.max", "max");
+    t3::WriteFile(dir + "/pids.max", "max");
     r.AddStr("rc_after", ErrName(CreateJoin()));
   });
   r.Add("pids_max", max);
@@ -316,7 +303,7 @@ int CaseCgroup() {
   r.Add("tasks_after", SettledTasks(tasks0));
   r.Add("maps_before", maps0);
   r.Add("maps_after", CountMaps());
-  WriteFile(parent + "/cgroup.procs", std::to_string(getpid()));
+  t3::WriteFile(parent + "/cgroup.procs", std::to_string(getpid()));
   rmdir(dir.c_str());
   r.Print();
   return 0;

@@ -1,5 +1,5 @@
-// Small helpers shared by the issue-3 test programs (escalate, userns, forker, dlopen_ctor,
-// glibc_threads, failures): reading the calling thread's namespaces and security state from the
+// Small helpers shared by the test programs (escalate, userns, forker, dlopen_ctor,
+// glibc_threads, failures; probe and faults for its file helpers): reading the calling thread's namespaces and security state from the
 // kernel, a few error helpers, and JSON output through json_out.h.
 //
 // Everything is read by the thread it describes, from /proc/thread-self (never from a cache).

@@ -48,6 +48,7 @@
 #include <thread>
 #include <vector>
 
+#include "issue3_util.h"
 #include "json_out.h"
 
 #ifndef CLONE_NEWTIME
@@ -537,23 +538,6 @@ struct Exhaust {
   long long pids_max = -1;
 } g_exhaust;
 
-bool WriteFile(const std::string& path, const std::string& value) {
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  ssize_t n = write(fd, value.data(), value.size());
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  return n == static_cast<ssize_t>(value.size());
-}
-
-std::string ReadFirstLine(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
 // Finds the mount point of the pids controller and our cgroup path in it.
 bool FindPidsCgroup(std::string* dir) {
   std::ifstream cg("/proc/self/cgroup");
@@ -605,7 +589,7 @@ bool FindPidsCgroup(std::string* dir) {
       post >> fstype;
       if (fstype == "cgroup2" && root == "/") {
         std::string d = mnt + (v2_path == "/" ? "" : v2_path);
-        if (ReadFirstLine(d + "/cgroup.controllers").find("pids") == std::string::npos &&
+        if (t3::ReadFirstLine(d + "/cgroup.controllers").find("pids") == std::string::npos &&
             access((d + "/cgroup.subtree_control").c_str(), W_OK) != 0)
           continue;
         *dir = d;
@@ -619,8 +603,8 @@ bool FindPidsCgroup(std::string* dir) {
 void ExhaustCleanup() {
   if (!g_exhaust.active) return;
   g_exhaust.active = false;
-  WriteFile(g_exhaust.dir + "/pids.max", "max");
-  WriteFile(g_exhaust.orig_procs, std::to_string(getpid()));
+  t3::WriteFile(g_exhaust.dir + "/pids.max", "max");
+  t3::WriteFile(g_exhaust.orig_procs, std::to_string(getpid()));
   rmdir(g_exhaust.dir.c_str());
 }
 
@@ -634,7 +618,7 @@ void ExhaustSetupCgroup() {
   g_exhaust.dir = dir;
   g_exhaust.orig_procs = parent + "/cgroup.procs";
   g_exhaust.active = true;
-  if (!WriteFile(dir + "/cgroup.procs", std::to_string(getpid()))) {
+  if (!t3::WriteFile(dir + "/cgroup.procs", std::to_string(getpid()))) {
     int e = errno;
     ExhaustCleanup();
     Unsupported("--exhaust-threads: cannot join " + dir + ": " + std::strerror(e));
@@ -644,9 +628,9 @@ void ExhaustSetupCgroup() {
 // Worker, right before the creation: no new task may be created any more.
 void ExhaustArm() {
   if (g_opt.exhaust_method == "cgroup") {
-    std::string cur = ReadFirstLine(g_exhaust.dir + "/pids.current");
+    std::string cur = t3::ReadFirstLine(g_exhaust.dir + "/pids.current");
     g_exhaust.pids_max = std::strtoll(cur.c_str(), nullptr, 10);
-    if (g_exhaust.pids_max <= 0 || !WriteFile(g_exhaust.dir + "/pids.max", cur))
+    if (g_exhaust.pids_max <= 0 || !t3::WriteFile(g_exhaust.dir + "/pids.max", cur))
       Unsupported("--exhaust-threads: cannot set pids.max");
   } else {
     // RLIMIT_NPROC is ignored for real uid 0 (and with CAP_SYS_ADMIN/CAP_SYS_RESOURCE): lower
@@ -661,7 +645,7 @@ void ExhaustArm() {
 }
 
 void ExhaustDisarm() {
-  if (g_opt.exhaust_method == "cgroup") WriteFile(g_exhaust.dir + "/pids.max", "max");
+  if (g_opt.exhaust_method == "cgroup") t3::WriteFile(g_exhaust.dir + "/pids.max", "max");
 }
 
 [[noreturn]] void Unsupported(const std::string& msg) {
