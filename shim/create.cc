@@ -268,7 +268,8 @@ ForwardResult Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*sta
   }
   CaptureInherited(setup, attr, taint, options);
   // Default attributes: a spare made ahead of time fits, if one is ready.
-  if (attr == nullptr && TemplateRunning() && HandToSpare(ChildStart, setup, thread)) {
+  bool spare_fits = attr == nullptr && TemplateRunning();
+  if (spare_fits && HandToSpare(ChildStart, setup, thread)) {
     *rc = 0;
     return ForwardResult::kDone;
   }
@@ -282,8 +283,12 @@ ForwardResult Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*sta
       return ForwardResult::kNoTemplate;
     }
   } while (req.result == EAGAIN && RetireOneSpare());
-  if (req.result != 0) FreeChildSetup(setup);
-  else *thread = req.thread;
+  if (req.result != 0) {
+    FreeChildSetup(setup);
+  } else {
+    *thread = req.thread;
+    if (spare_fits) RefillSparesLater();  // after this create, not before it
+  }
   *rc = req.result;
   return ForwardResult::kDone;
 }

@@ -3,174 +3,233 @@
 #include <sched.h>
 
 #include <atomic>
+#include <cstdint>
 
 #include "baseline.h"
 #include "futex.h"
 #include "interpose.h"
+#include "log.h"
 #include "raw_syscall.h"
 #include "template_thread.h"
 
 namespace pristine {
 namespace {
 
-// How many spares the template keeps once a process forwards: enough for a
-// burst from a few creators. Not more: each spare holds a default-sized stack
-// (8 MiB of address space), and beyond glibc's 40 MiB cache of thread stacks
-// every thread exit would unmap one and every create map one.
-constexpr int kTarget = 4;
+// How many spares exist once a process forwards. Two at first: one thread
+// creating and joining needs one (each spare handed work makes its own
+// replacement), the second absorbs a create that comes before that
+// replacement is published. Each create that finds none raises the target
+// by one, up to kMaxSpares: a spare holds a default-sized stack (8 MiB of
+// address space, a few pages of it resident) for as long as it waits.
+constexpr int kInitialTarget = 2;
+constexpr int kMaxSpares = 16;
 
-// A spare's record lives on its own stack, in SpareMain's frame.
+// A spare's record: a static slot, written by its creator before the spare
+// exists, so that a spare can be handed work before it has run at all.
+//
+// state: kReady    created, handed nothing yet (the spare may not have run);
+//        kSleeping the spare waits on `state` (it says so before it sleeps,
+//                  so that a hand-off to a spare still starting needs no
+//                  wake-up system call);
+//        kHanded   `start` and `arg` are set: run them;
+//        kRetire   exit.
+constexpr uint32_t kReady = 0, kSleeping = 1, kHanded = 2, kRetire = 3;
 struct Spare {
-  pthread_t thread;
-  FutexWord state{0};  // kWaiting, then kHanded or kRetire
+  pthread_t thread;   // written by its creator before the slot is published
+  FutexWord state{kReady};
   void* (*start)(void*) = nullptr;
   void* arg = nullptr;
-  bool refill = false;  // ask the template for more once running
-  Spare* next = nullptr;
+  uint32_t generation = 0;  // of the baseline it was created in
+  bool batch = false;       // born SCHED_BATCH (see WaitAsBatch)
+  Spare* next = nullptr;    // in g_ready
 };
-constexpr uint32_t kWaiting = 0, kHanded = 1, kRetire = 2;
+static_assert(kMaxSpares <= 32, "g_free_slots has a bit per slot");
 
-// The ready spares. A lock, not a lock-free stack: a record's address comes
-// back when glibc reuses a dead spare's stack for a new one, which would be
-// an ABA hazard for a lock-free pop. Held for a few instructions only.
+// Lock-protected, not lock-free: a slot comes back into use as soon as its
+// spare took its work, an ABA hazard for a lock-free pop. Every critical
+// section is a few instructions; nothing under g_mu waits or creates.
 FutexMutex g_mu;
-Spare* g_ready ABSL_GUARDED_BY(g_mu) = nullptr;
+Spare g_slots[kMaxSpares];
+uint32_t g_free_slots ABSL_GUARDED_BY(g_mu) = (1ull << kMaxSpares) - 1;
+Spare* g_ready ABSL_GUARDED_BY(g_mu) = nullptr;  // newest first
 int g_ready_count ABSL_GUARDED_BY(g_mu) = 0;
-int g_starting ABSL_GUARDED_BY(g_mu) = 0;  // created, not yet in g_ready
-// Set by the first forwarded create; cleared when spares are retired. Read
-// and written under g_mu where a spare is about to be created, so that
-// RetireAllSpares never misses one.
-std::atomic<bool> g_wanted{false};
+int g_starting ABSL_GUARDED_BY(g_mu) = 0;  // slot taken, thread not yet published
+int g_target ABSL_GUARDED_BY(g_mu) = kInitialTarget;
+// Zero spares until the first forwarded create; false again once retired.
+bool g_wanted ABSL_GUARDED_BY(g_mu) = false;
+// Bumped when the spares are retired (the template stops, the baseline may
+// change): a spare handed work before then must not create a replacement in
+// a baseline that may no longer be the baseline.
+uint32_t g_generation ABSL_GUARDED_BY(g_mu) = 0;
 
-void* SpareMain(void*);
+void FreeSlot(Spare* s) {
+  FutexLock lock(&g_mu);
+  g_free_slots |= 1u << (s - g_slots);
+}
 
-// Spares start with the template's policy (the baseline's, which the
-// template takes at its start), or their creator spare's, the same.
-bool SpareStartsAsSchedOther() {
+void* SpareMain(void* slot);
+
+// Creates one spare if the pool is below its target. Called on the template,
+// or on a spare that was just handed work and still runs none of the
+// program's code: either is in the baseline state of `generation`, which the
+// new spare inherits (all signals blocked included), and is SCHED_BATCH if
+// `batch`. Returns false if the pool is full, that baseline is gone, or the
+// create failed.
+bool CreateSpare(uint32_t generation, bool batch) {
+  Spare* s;
+  {
+    FutexLock lock(&g_mu);
+    if (!g_wanted || generation != g_generation || g_ready_count + g_starting >= g_target ||
+        g_free_slots == 0) {
+      return false;
+    }
+    s = &g_slots[__builtin_ctz(g_free_slots)];
+    g_free_slots &= g_free_slots - 1;
+    ++g_starting;
+  }
+  s->state.store(kReady, std::memory_order_relaxed);
+  s->generation = generation;
+  s->batch = batch;
+  pthread_t t;
+  // pthread_create publishes the slot's contents to the new thread.
+  int rc = REAL(pthread_create)(&t, nullptr, SpareMain, s);
+  FutexLock lock(&g_mu);
+  --g_starting;
+  if (rc != 0) {
+    g_free_slots |= 1u << (s - g_slots);
+    return false;  // a thread limit: the next create that finds none asks again
+  }
+  s->thread = t;
+  s->next = g_ready;
+  g_ready = s;
+  ++g_ready_count;
+  return true;
+}
+
+// Whether spares wait as SCHED_BATCH. The kernel never lets a SCHED_BATCH
+// thread preempt the thread that wakes it: a spare that slept would otherwise
+// often run at once on the caller's CPU, and the caller of pthread_create
+// would wait for the new thread to create its replacement. A spare is born
+// SCHED_BATCH (its creator is, while it creates) and returns to SCHED_OTHER,
+// one system call, before the program's code: only when the baseline's
+// policy is SCHED_OTHER, to which any thread may return from SCHED_BATCH.
+// Runs on the template, or on a spare before the program's code.
+bool WaitAsBatch() {
   int policy, priority, nice;
   BaselineSched(&policy, &priority, &nice);
   return policy == SCHED_OTHER;
 }
 
-// Creates one spare if the pool is below its target. Called on the template,
-// or on a spare that was just handed work and still runs none of the
-// program's code: either is in the baseline state, which the new spare
-// inherits. Returns false if the pool is full or the create failed.
-bool CreateSpare() {
-  {
-    FutexLock lock(&g_mu);
-    if (!g_wanted.load(std::memory_order_relaxed) || g_ready_count + g_starting >= kTarget) {
-      return false;
-    }
-    ++g_starting;
-  }
-  pthread_t t;
-  if (REAL(pthread_create)(&t, nullptr, SpareMain, nullptr) != 0) {
-    FutexLock lock(&g_mu);
-    --g_starting;
-    return false;  // a thread limit: the next forwarded create asks again
-  }
-  return true;
-}
-
-bool AskForRefill();
-
-// The body of a spare: publish itself, wait to be handed work or retired.
-void* SpareMain(void*) {
-  Spare self;
-  self.thread = pthread_self();
-  // While it waits, a spare is SCHED_BATCH, which the kernel never lets
-  // preempt the thread that wakes it: a spare that slept long would otherwise
-  // run at once on the caller's CPU, and the caller of pthread_create would
-  // wait for the new thread to finish. Only from SCHED_OTHER, to which any
-  // thread may return (the template's policy is the baseline's).
-  bool batch = SpareStartsAsSchedOther();
+bool SetPolicy(int policy) {
   struct sched_param param = {};
-  if (batch) batch = RawSyscall(SYS_sched_setscheduler, 0, SCHED_BATCH, &param) == 0;
-  {
-    FutexLock lock(&g_mu);
-    self.next = g_ready;
-    g_ready = &self;
-    ++g_ready_count;
-    --g_starting;
-  }
-  uint32_t s;
-  while ((s = self.state.load(std::memory_order_acquire)) == kWaiting) {
-    FutexWait(&self.state, kWaiting);
-  }
-  if (s == kRetire) return nullptr;
-  if (batch) RawSyscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &param);
-  // Asked from here rather than by the caller: on a small machine a second
-  // wake-up from the caller (the template's) competes with it for a CPU.
-  // If the template is still busy with an earlier refill, several threads
-  // are creating at once: this spare, still in the baseline state, makes its
-  // own replacement, so that refills run on as many CPUs as creators do.
-  if (self.refill && !AskForRefill()) CreateSpare();
-  return self.start(self.arg);
+  return RawSyscall(SYS_sched_setscheduler, 0, policy, &param) == 0;
 }
 
-// Takes a ready spare, or null. *left: how many remain, ready or starting.
-Spare* Pop(int* left = nullptr) {
-  FutexLock lock(&g_mu);
-  Spare* s = g_ready;
-  if (s != nullptr) {
-    g_ready = s->next;
-    --g_ready_count;
+// Waits until the spare is handed work or retired; returns which.
+uint32_t AwaitWork(Spare* self) {
+  uint32_t s = kReady;
+  // Handed work before it first ran, this spare never sleeps. Otherwise it
+  // says it sleeps, so that the hand-off knows to wake it.
+  if (self->state.compare_exchange_strong(s, kSleeping, std::memory_order_acq_rel)) {
+    while ((s = self->state.load(std::memory_order_acquire)) == kSleeping) {
+      FutexWait(&self->state, kSleeping);
+    }
   }
-  if (left != nullptr) *left = g_ready_count + g_starting;
   return s;
+}
+
+// The body of a spare. Runs on the spare, in the baseline state, until it
+// calls the start routine it was handed.
+void* SpareMain(void* slot) {
+  Spare* self = static_cast<Spare*>(slot);
+  if (AwaitWork(self) == kRetire) {
+    FreeSlot(self);
+    return nullptr;
+  }
+  void* (*start)(void*) = self->start;
+  void* arg = self->arg;
+  uint32_t generation = self->generation;
+  bool batch = self->batch;
+  FreeSlot(self);
+  // The replacement comes from here, not from the template: this thread is
+  // running anyway and is still in the baseline state, so a steady stream of
+  // forwarded creates costs one clone each, like plain creates, and never
+  // wakes the template. Two when the pool is short, to catch up.
+  if (CreateSpare(generation, batch)) CreateSpare(generation, batch);
+  if (batch && !SetPolicy(SCHED_OTHER)) {
+    Log("pristine: a forwarded thread could not leave SCHED_BATCH, which it waited in\n");
+  }
+  return start(arg);
 }
 
 // A refill request the template serves without anyone waiting for it.
 HandoffRequest g_refill_request;
 std::atomic<bool> g_refill_queued{false};
 
+// Runs on the template thread: creates spares up to the target. Waits for
+// nothing but the real pthread_create.
 void RunRefill(HandoffRequest*) {
   g_refill_queued.store(false, std::memory_order_release);
-  RefillSpares();
-}
-
-// Queues a refill for the template. False if one is already queued (the
-// template has not caught up) or no template serves.
-bool AskForRefill() {
-  g_wanted.store(true, std::memory_order_relaxed);
-  if (g_refill_queued.exchange(true, std::memory_order_acq_rel)) return false;
-  g_refill_request.run = RunRefill;
-  if (!PostToTemplate(&g_refill_request)) {
-    g_refill_queued.store(false, std::memory_order_release);
-    return false;
+  uint32_t generation;
+  {
+    FutexLock lock(&g_mu);
+    generation = g_generation;
   }
-  return true;
+  bool batch = WaitAsBatch() && SetPolicy(SCHED_BATCH);
+  while (CreateSpare(generation, batch)) {
+  }
+  // Back to the baseline's policy for the threads it creates itself.
+  if (batch) SetPolicy(SCHED_OTHER);
 }
 
 void Retire(Spare* s) {
-  pthread_t thread = s->thread;  // the record dies with the spare
-  s->state.store(kRetire, std::memory_order_release);
-  FutexWakeOne(&s->state);
+  pthread_t thread = s->thread;  // the slot is freed by the spare
+  if (s->state.exchange(kRetire, std::memory_order_acq_rel) == kSleeping) {
+    FutexWakeOne(&s->state);
+  }
   LIBC(pthread_join)(thread, nullptr);
+}
+
+Spare* Pop() {
+  FutexLock lock(&g_mu);
+  Spare* s = g_ready;
+  if (s != nullptr) {
+    g_ready = s->next;
+    --g_ready_count;
+  }
+  return s;
 }
 
 }  // namespace
 
 bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread) {
-  int left;
-  Spare* s = Pop(&left);
-  if (s == nullptr) {
-    AskForRefill();
-    return false;
+  Spare* s;
+  {
+    FutexLock lock(&g_mu);
+    s = g_ready;
+    if (s == nullptr) {
+      // Demand outran the pool: one more from now on (not for the first
+      // forwarded create, which finds none because none was wanted).
+      if (g_wanted && g_target < kMaxSpares) ++g_target;
+      g_wanted = true;
+      return false;
+    }
+    g_ready = s->next;
+    --g_ready_count;
   }
   *thread = s->thread;
   s->start = start;
   s->arg = arg;
-  s->refill = left <= kTarget / 2;
-  s->state.store(kHanded, std::memory_order_release);
-  FutexWakeOne(&s->state);
+  if (s->state.exchange(kHanded, std::memory_order_acq_rel) == kSleeping) {
+    FutexWakeOne(&s->state);
+  }
   return true;
 }
 
-void RefillSpares() {
-  while (CreateSpare()) {
-  }
+void RefillSparesLater() {
+  if (g_refill_queued.exchange(true, std::memory_order_acq_rel)) return;
+  g_refill_request.run = RunRefill;
+  if (!PostToTemplate(&g_refill_request)) g_refill_queued.store(false, std::memory_order_release);
 }
 
 bool RetireOneSpare() {
@@ -188,15 +247,18 @@ int SpareThreadCount() {
 void RetireAllSpares() {
   {
     FutexLock lock(&g_mu);
-    g_wanted.store(false, std::memory_order_relaxed);
+    g_wanted = false;
+    g_target = kInitialTarget;
+    ++g_generation;
   }
   for (;;) {
     if (RetireOneSpare()) continue;
     {
-      // Spares still starting publish themselves shortly; the template that
-      // created them has stopped, so no new ones come.
+      // A spare being created is published shortly (spares handed work
+      // before the bump above may still be creating one); after that, none
+      // is created until spares are wanted again.
       FutexLock lock(&g_mu);
-      if (g_starting == 0) return;
+      if (g_starting == 0 && g_ready == nullptr) return;
     }
     RawSyscall(SYS_sched_yield);
   }
@@ -205,10 +267,13 @@ void RetireAllSpares() {
 void ForgetSparesAfterFork() {
   g_mu.ResetAfterFork();
   FutexLock lock(&g_mu);
+  g_free_slots = (1ull << kMaxSpares) - 1;
   g_ready = nullptr;
   g_ready_count = 0;
   g_starting = 0;
-  g_wanted.store(false, std::memory_order_relaxed);
+  g_target = kInitialTarget;
+  g_wanted = false;
+  ++g_generation;
   g_refill_queued.store(false, std::memory_order_relaxed);
 }
 

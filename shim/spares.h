@@ -1,9 +1,12 @@
-// Spare threads: threads the template creates ahead of time, in the baseline
-// state, each waiting to be handed a start routine. A forwarded create whose
-// attributes are the defaults (pthread_create with a null attr, std::thread,
+// Spare threads: threads created ahead of time, in the baseline state, each
+// waiting to be handed a start routine. A forwarded create whose attributes
+// are the defaults (pthread_create with a null attr, std::thread,
 // thrd_create) takes one instead of waiting for a clone: the caller gets its
-// pthread_t in well under a microsecond, and the template refills in the
-// background. There are none until the first forwarded create.
+// pthread_t in well under a microsecond. A spare handed work first creates
+// its replacement (it is still in the baseline state), so a steady stream of
+// forwarded creates costs one clone each, as plain creates do, and never
+// wakes the template; the template fills the pool when a create finds it
+// empty. There are none until the first forwarded create.
 //
 // A spare is an ordinary joinable thread with the default stack; handing it
 // a start routine is indistinguishable, to the program, from creating it then
@@ -16,14 +19,15 @@
 namespace pristine {
 
 // Hands `start(arg)` to a spare, whose thread then runs it; returns false if
-// none is ready. Asks the template to refill either way. Any thread but the
-// template; `start` runs on the spare with all signals blocked, like any
-// thread the template creates.
+// none is ready (and raises the number of spares kept from now on). Any
+// thread but the template; `start` runs on the spare with all signals
+// blocked, like any thread the template creates, after the spare made its
+// own replacement.
 bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread);
 
-// Runs on the template thread: creates spares up to the target. Never waits
-// for anything but the real pthread_create.
-void RefillSpares();
+// Asks the template to create spares up to the target, in the background,
+// after HandToSpare found none. Any thread but the template.
+void RefillSparesLater();
 
 // Makes one spare exit and waits for it; false if there was none. For a create
 // that failed with EAGAIN: a spare holds a slot under the thread limits, and

@@ -431,9 +431,9 @@ int CaseEintr(int rounds) {
     for (int i = 0; i < rounds; ++i) {
       if (CreateJoin() != 0) ++failures;
     }
-    done = true;
-    tasks1 = SettledTasks(tasks0 + 1);  // the signaller still runs
+    tasks1 = SettledTasks(tasks0 + 1);  // the signaller still runs: it stops on `done`
     maps1 = CountMaps();
+    done = true;
   });
   while (!ready.load()) usleep(100);
   std::thread signaller([&] {
