@@ -16,8 +16,8 @@ from conftest import BUILD_DIR, ROOT
 FAULTS = BUILD_DIR / "testapps" / "faults"
 TIMEOUT_S = 180  # healthy runs take well under a second each
 # Constant extra mappings a run may legitimately end with: a malloc arena (2 lines), a cached
-# thread stack with its guard page (2 lines), and the shim's spare threads (up to 4 stacks with
-# their guard pages: 8 lines). A leak per create shows up as 20 (limit cases: 20 faulted creates)
+# thread stack with its guard page (2 lines), and the shim's spare threads (2 stacks with their
+# guard pages, a few more when creates outpaced them: 8 lines). A leak per create shows up as 20 (limit cases: 20 faulted creates)
 # to thousands (eintr, cancel) of lines.
 MAPS_SLACK = 12
 
