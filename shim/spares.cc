@@ -207,13 +207,7 @@ bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread) {
   {
     FutexLock lock(&g_mu);
     s = g_ready;
-    if (s == nullptr) {
-      // Demand outran the pool: one more from now on (not for the first
-      // forwarded create, which finds none because none was wanted).
-      if (g_wanted && g_target < kMaxSpares) ++g_target;
-      g_wanted = true;
-      return false;
-    }
+    if (s == nullptr) return false;
     g_ready = s->next;
     --g_ready_count;
   }
@@ -227,6 +221,13 @@ bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread) {
 }
 
 void RefillSparesLater() {
+  {
+    // Demand outran the pool: one more from now on (not for the first
+    // forwarded create, which finds none because none was wanted).
+    FutexLock lock(&g_mu);
+    if (g_wanted && g_target < kMaxSpares) ++g_target;
+    g_wanted = true;
+  }
   if (g_refill_queued.exchange(true, std::memory_order_acq_rel)) return;
   g_refill_request.run = RunRefill;
   if (!PostToTemplate(&g_refill_request)) g_refill_queued.store(false, std::memory_order_release);
@@ -235,6 +236,12 @@ void RefillSparesLater() {
 bool RetireOneSpare() {
   Spare* s = Pop();
   if (s == nullptr) return false;
+  {
+    // Under a thread limit the pool is the first to give way: the creates
+    // that then find it empty must not grow it back beyond its start.
+    FutexLock lock(&g_mu);
+    if (g_target > kInitialTarget) --g_target;
+  }
   Retire(s);
   return true;
 }

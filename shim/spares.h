@@ -19,19 +19,22 @@
 namespace pristine {
 
 // Hands `start(arg)` to a spare, whose thread then runs it; returns false if
-// none is ready (and raises the number of spares kept from now on). Any
+// none is ready. Any
 // thread but the template; `start` runs on the spare with all signals
 // blocked, like any thread the template creates, after the spare made its
 // own replacement.
 bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread);
 
-// Asks the template to create spares up to the target, in the background,
-// after HandToSpare found none. Any thread but the template.
+// After HandToSpare found none and the template created the thread instead:
+// raises the number of spares kept by one (not at the first forwarded create)
+// and asks the template to create them, in the background. Any thread but
+// the template.
 void RefillSparesLater();
 
-// Makes one spare exit and waits for it; false if there was none. For a create
-// that failed with EAGAIN: a spare holds a slot under the thread limits, and
-// without the shim that slot would have been free. Any thread but the template.
+// Makes one spare exit and waits for it, and keeps one fewer from now on;
+// false if there was none. For a create that failed with EAGAIN: a spare
+// holds a slot under the thread limits, and without the shim that slot would
+// have been free. Any thread but the template.
 bool RetireOneSpare();
 
 // How many spare threads exist (ready or starting).
