@@ -5,7 +5,6 @@
 #include <atomic>
 #include <cstdint>
 
-#include "baseline.h"
 #include "futex.h"
 #include "interpose.h"
 #include "log.h"
@@ -18,8 +17,8 @@ namespace {
 // How many spares exist once a process forwards. Two at first: one thread
 // creating and joining needs one (each spare handed work makes its own
 // replacement), the second absorbs a create that comes before that
-// replacement is published. Each create that finds none raises the target
-// by one, up to kMaxSpares: a spare holds a default-sized stack (8 MiB of
+// replacement is published. Each create the template serves because it
+// found none raises the target by one, up to kMaxSpares: a spare holds a default-sized stack (8 MiB of
 // address space, a few pages of it resident) for as long as it waits.
 constexpr int kInitialTarget = 2;
 constexpr int kMaxSpares = 16;
@@ -44,13 +43,14 @@ struct Spare {
   Spare* next = nullptr;    // in g_ready
 };
 static_assert(kMaxSpares <= 32, "g_free_slots has a bit per slot");
+constexpr uint32_t kAllSlotsFree = (1ull << kMaxSpares) - 1;
 
 // Lock-protected, not lock-free: a slot comes back into use as soon as its
 // spare took its work, an ABA hazard for a lock-free pop. Every critical
 // section is a few instructions; nothing under g_mu waits or creates.
 FutexMutex g_mu;
 Spare g_slots[kMaxSpares];
-uint32_t g_free_slots ABSL_GUARDED_BY(g_mu) = (1ull << kMaxSpares) - 1;
+uint32_t g_free_slots ABSL_GUARDED_BY(g_mu) = kAllSlotsFree;
 Spare* g_ready ABSL_GUARDED_BY(g_mu) = nullptr;  // newest first
 int g_ready_count ABSL_GUARDED_BY(g_mu) = 0;
 int g_starting ABSL_GUARDED_BY(g_mu) = 0;  // slot taken, thread not yet published
@@ -113,12 +113,8 @@ bool CreateSpare(uint32_t generation, bool batch) {
 // SCHED_BATCH (its creator is, while it creates) and returns to SCHED_OTHER,
 // one system call, before the program's code: only when the baseline's
 // policy is SCHED_OTHER, to which any thread may return from SCHED_BATCH.
-// Runs on the template, or on a spare before the program's code.
-bool WaitAsBatch() {
-  int policy, priority, nice;
-  BaselineSched(&policy, &priority, &nice);
-  return policy == SCHED_OTHER;
-}
+// Runs on the template, whose policy is the baseline's (template_thread.cc).
+bool WaitAsBatch() { return RawSyscall(SYS_sched_getscheduler, 0) == SCHED_OTHER; }
 
 bool SetPolicy(int policy) {
   struct sched_param param = {};
@@ -203,14 +199,8 @@ Spare* Pop() {
 }  // namespace
 
 bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread) {
-  Spare* s;
-  {
-    FutexLock lock(&g_mu);
-    s = g_ready;
-    if (s == nullptr) return false;
-    g_ready = s->next;
-    --g_ready_count;
-  }
+  Spare* s = Pop();
+  if (s == nullptr) return false;
   *thread = s->thread;
   s->start = start;
   s->arg = arg;
@@ -274,7 +264,7 @@ void RetireAllSpares() {
 void ForgetSparesAfterFork() {
   g_mu.ResetAfterFork();
   FutexLock lock(&g_mu);
-  g_free_slots = (1ull << kMaxSpares) - 1;
+  g_free_slots = kAllSlotsFree;
   g_ready = nullptr;
   g_ready_count = 0;
   g_starting = 0;

@@ -10,7 +10,8 @@
 //
 // A spare is an ordinary joinable thread with the default stack; handing it
 // a start routine is indistinguishable, to the program, from creating it then
-// (pthread_t, join, detach, return value, pthread_exit).
+// (pthread_t, join, detach, return value, pthread_exit), but for one window:
+// until its first instructions run it is SCHED_BATCH (spares.cc).
 #ifndef PRISTINE_SHIM_SPARES_H_
 #define PRISTINE_SHIM_SPARES_H_
 
@@ -19,10 +20,9 @@
 namespace pristine {
 
 // Hands `start(arg)` to a spare, whose thread then runs it; returns false if
-// none is ready. Any
-// thread but the template; `start` runs on the spare with all signals
-// blocked, like any thread the template creates, after the spare made its
-// own replacement.
+// none is ready. Any thread but the template; `start` runs on the spare with
+// all signals blocked, like any thread the template creates, after the spare
+// made its own replacement.
 bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread);
 
 // After HandToSpare found none and the template created the thread instead:
@@ -40,7 +40,8 @@ bool RetireOneSpare();
 // How many spare threads exist (ready or starting).
 int SpareThreadCount();
 
-// Makes every spare exit and waits for them (before the template stops).
+// Makes every spare exit and waits for them, once the template has stopped;
+// spares handed work earlier create none afterwards.
 void RetireAllSpares();
 
 // Forked child only: the spares did not survive the fork.
