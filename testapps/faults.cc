@@ -46,7 +46,6 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -210,34 +209,6 @@ void FaultedCreates(Result* r, const pthread_attr_t* attr) {
 // ---------------------------------------------------------------------------------------------
 // pids cgroup
 
-// The directory of our pids cgroup (v1 pids hierarchy or v2 with pids.max), or "".
-std::string PidsCgroupDir() {
-  std::ifstream cg("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(cg, line)) {
-    auto c1 = line.find(':');
-    auto c2 = line.find(':', c1 + 1);
-    if (c1 == std::string::npos || c2 == std::string::npos) continue;
-    std::string ctrls = line.substr(c1 + 1, c2 - c1 - 1);
-    std::string path = line.substr(c2 + 1);
-    std::stringstream ss(ctrls);
-    std::string c;
-    while (std::getline(ss, c, ',')) {
-      if (c == "pids") {
-        std::string dir = "/sys/fs/cgroup/pids" + (path == "/" ? "" : path);
-        if (access((dir + "/cgroup.procs").c_str(), W_OK) == 0) return dir;
-      }
-    }
-    if (ctrls.empty() && line.rfind("0::", 0) == 0) {
-      std::string dir = "/sys/fs/cgroup" + (path == "/" ? "" : path);
-      if (access((dir + "/pids.max").c_str(), F_OK) == 0 ||
-          t3::ReadFirstLine(dir + "/cgroup.subtree_control").find("pids") != std::string::npos)
-        return dir;
-    }
-  }
-  return "";
-}
-
 // Threads a tainted worker can hold alive at once, until a create fails.
 struct Held {
   std::atomic<bool> release{false};
@@ -253,8 +224,8 @@ void* HeldChild(void* p) {
 }
 
 int CaseCgroup() {
-  std::string parent = PidsCgroupDir();
-  if (parent.empty()) Unsupported("no writable pids cgroup");
+  std::string parent;
+  if (!t3::FindPidsCgroup(&parent)) Unsupported("no pids cgroup controller found");
   std::string dir = parent + "/pristine-faults-" + std::to_string(getpid());
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) Unsupported("mkdir " + dir);
   if (!t3::WriteFile(dir + "/cgroup.procs", std::to_string(getpid()))) {

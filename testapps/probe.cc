@@ -42,7 +42,6 @@
 #include <future>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -538,68 +537,6 @@ struct Exhaust {
   long long pids_max = -1;
 } g_exhaust;
 
-// Finds the mount point of the pids controller and our cgroup path in it.
-bool FindPidsCgroup(std::string* dir) {
-  std::ifstream cg("/proc/self/cgroup");
-  std::string line, v1_path, v2_path;
-  bool have_v2 = false;
-  while (std::getline(cg, line)) {
-    // hierarchy-ID:controller-list:cgroup-path
-    auto c1 = line.find(':');
-    auto c2 = line.find(':', c1 + 1);
-    if (c1 == std::string::npos || c2 == std::string::npos) continue;
-    std::string ctrls = line.substr(c1 + 1, c2 - c1 - 1);
-    std::string path = line.substr(c2 + 1);
-    std::stringstream ss(ctrls);
-    std::string c;
-    while (std::getline(ss, c, ','))
-      if (c == "pids") v1_path = path;
-    if (line.rfind("0::", 0) == 0) {
-      have_v2 = true;
-      v2_path = path;
-    }
-  }
-  std::ifstream mi("/proc/self/mountinfo");
-  while (std::getline(mi, line)) {
-    auto dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::stringstream pre(line.substr(0, dash)), post(line.substr(dash + 3));
-    std::string id, parent, devno, root, mnt, fstype, source, super;
-    pre >> id >> parent >> devno >> root >> mnt;
-    post >> fstype >> source >> super;
-    if (root != "/") continue;
-    if (fstype == "cgroup" && !v1_path.empty()) {
-      std::stringstream ss(super);
-      std::string o;
-      while (std::getline(ss, o, ','))
-        if (o == "pids") {
-          *dir = mnt + (v1_path == "/" ? "" : v1_path);
-          return true;
-        }
-    }
-  }
-  if (have_v2) {
-    std::ifstream mi2("/proc/self/mountinfo");
-    while (std::getline(mi2, line)) {
-      auto dash = line.find(" - ");
-      if (dash == std::string::npos) continue;
-      std::stringstream pre(line.substr(0, dash)), post(line.substr(dash + 3));
-      std::string id, parent, devno, root, mnt, fstype;
-      pre >> id >> parent >> devno >> root >> mnt;
-      post >> fstype;
-      if (fstype == "cgroup2" && root == "/") {
-        std::string d = mnt + (v2_path == "/" ? "" : v2_path);
-        if (t3::ReadFirstLine(d + "/cgroup.controllers").find("pids") == std::string::npos &&
-            access((d + "/cgroup.subtree_control").c_str(), W_OK) != 0)
-          continue;
-        *dir = d;
-        return true;
-      }
-    }
-  }
-  return false;
-}
-
 void ExhaustCleanup() {
   if (!g_exhaust.active) return;
   g_exhaust.active = false;
@@ -611,7 +548,7 @@ void ExhaustCleanup() {
 // Main thread, before any worker: move the whole process into a fresh pids cgroup.
 void ExhaustSetupCgroup() {
   std::string parent;
-  if (!FindPidsCgroup(&parent)) Unsupported("--exhaust-threads: no pids cgroup controller found");
+  if (!t3::FindPidsCgroup(&parent)) Unsupported("--exhaust-threads: no pids cgroup controller found");
   std::string dir = parent + "/pristine-probe-" + std::to_string(getpid());
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
     Unsupported("--exhaust-threads: mkdir " + dir + ": " + std::strerror(errno));
