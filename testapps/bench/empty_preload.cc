@@ -1,0 +1,4 @@
+// pristine-empty-preload: a shared library with nothing in it. scripts/bench
+// preloads it into the same exec jobs as the shim: what any LD_PRELOAD
+// library costs a process start (one more object mapped, relocated and
+// faulted in) is the floor of the exec figures.
