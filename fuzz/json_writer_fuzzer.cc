@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the report's JSON writer (shim/json_writer.h, used by shim/report.cc).
 //
 // The input drives a well-nested sequence of writer calls (objects, arrays, keys and strings with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: PRISTINE_OPTIONS parsing (shim/options.cc ParseOptions).
 //
 // Properties checked beyond "no crash, no sanitizer report":

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* pristine.h: the opt-in API of libpristine.so, for programs that want to ask
  * or steer explicitly. C and C++.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared fixtures for the pristine behavioural tests.
 
 The tests drive build/testapps/probe (see testapps/probe.cc for its options and output) with and

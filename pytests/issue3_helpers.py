@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the issue-3 test modules (test_escalate, test_ns_tools, test_fork, test_dlopen,
 test_glibc_threads, test_failures): running the small test programs of testapps/ with and without
 the shim, and a throw-away pids cgroup.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """scripts/bench keeps working: `scripts/bench --quick` runs, and writes well-formed JSON that carries
 every figure, the floors, the concurrency series and the plot.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pthread_create inside a constructor of a library being dlopen()ed (PRODUCT.md, "What must keep
 working under it"; issue 3 item 5), with build/testapps/dlopen_ctor and libctor_lib.so.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Never escalate (PRODUCT.md, "Never escalate"; issue 3 item 1), with build/testapps/escalate.
 
 test_taints.py::test_security_taint_never_escalates already checks eff/prm/inh, no_new_privs,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Failure paths of thread creation under the shim (PRODUCT.md: "The shim never aborts its host";
 issue 3 item 7), with build/testapps/failures.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fault injection around thread creation (testapps/faults.cc), with and without the shim.
 
 Each case: the faulted create returns what glibc returns without the shim, the process has as

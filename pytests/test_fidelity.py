@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fidelity of forwarded creations: what the caller asked for through pthread_attr_t, the errno it
 gets back, and many tainted creators at once (PRODUCT.md, "What must keep working under it").
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """fork, posix_spawn, vfork and system() under the shim (PRODUCT.md, "Baseline": in a forked child
 the baseline is the forking thread's state; issue 3 item 4), with build/testapps/forker.
 

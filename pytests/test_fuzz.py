@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A short libFuzzer run (a few seconds) of every fuzz target, through scripts/fuzz, which builds
 them with clang (ASan+UBSan) in $PRISTINE_BUILD_DIR-fuzz. scripts/fuzz [SECONDS] is the long run.
 Skipped when clang++ is not installed."""

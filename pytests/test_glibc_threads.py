@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Threads that glibc creates inside (PRODUCT.md, "What must keep working under it": they must not
 inherit a taint either; issue 3 item 6), with build/testapps/glibc_threads.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The installed layout (cmake --install, pkg-config, CPack) and the opt-in API (pristine.h),
 with and without the library preloaded."""
 

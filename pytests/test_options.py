@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """PRISTINE_OPTIONS, key by key (PRODUCT.md, "Names users and scripts rely on").
 
 Each test runs the probe under the shim: a worker taints itself, creates children, and the probe

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Property test of the default policy (testapps/property.cc): random sequences of taints on random
 threads (namespaces, private fs / fd table, CPU affinity, signal mask, nice, name), creates through
 random APIs (pthread joined/detached, std::thread, thrd_create, std::async) and new workers spawned

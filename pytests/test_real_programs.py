@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Unmodified real programs under the shim (LD_PRELOAD=build/shim/libpristine.so): they work as
 without it, and a tainted create inside them is fixed where the program can make one (CPython).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The JSON report (PRISTINE_OPTIONS=report=PATH): counters, call sites, symbolized frames, one
 file per process written atomically at exit.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Short stress run (testapps/stress.cc) under the shim: tainted and clean creators at once through
 every API (joined and detached), forks, SIGUSR1 storms, creators changing state and exiting.
 Every child checks its own state against the default policy. scripts/stress is the long run.

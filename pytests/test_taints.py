@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Per-dimension behaviour: isolate dimensions get the baseline under the shim, inherit dimensions
 and privileges follow the caller (PRODUCT.md, "Dimensions and the default policy" and "Never
 escalate").

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The shim's lock discipline, as its headers annotate it (absl/base/thread_annotations.h), is
 checked by clang's -Wthread-safety (GCC ignores the annotations): build libpristine.so with clang,
 warnings as errors. A lock taken or missed where an annotation says otherwise fails the build."""

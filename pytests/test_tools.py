@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """scripts/pristine-run and scripts/pristine-report."""
 
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The GoogleTest unit tests (tests/) built with AddressSanitizer + UndefinedBehaviorSanitizer.
 
 They are configured in a build directory of their own, next to the main one

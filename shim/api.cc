@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The opt-in API's implementations (include/pristine.h). The header's inline
 // wrappers find these with dlsym(RTLD_DEFAULT, "..._v1"); the _v1 suffix lets
 // a future incompatible change coexist with programs built against this one.

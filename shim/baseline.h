@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The baseline: the state new threads get for isolated dimensions
 // (PRODUCT.md, "Baseline").
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Thread creation under the policy: what the pthread_create and thrd_create
 // entry points do.
 #ifndef PRISTINE_SHIM_CREATE_H_

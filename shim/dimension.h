@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The dimensions of per-thread kernel state that pristine compares with the
 // baseline (PRODUCT.md, "Dimensions and the default policy"), and sets of them.
 #ifndef PRISTINE_SHIM_DIMENSION_H_

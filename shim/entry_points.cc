@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The functions libpristine.so exports in place of libc's. Each one only
 // routes: it calls the real function (interpose.h) and tells the modules that
 // keep the per-thread record what may have changed (taint.h), or hands thread

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Futex words and a small annotated lock built on them.
 //
 // Everything here uses raw system calls: a futex wait is therefore never a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The handoff queue: how a caller asks the template thread to do something on
 // its behalf, and sleeps until it is done.
 //

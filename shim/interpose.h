@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The interposition layer: how pristine puts its functions in front of libc's,
 // and nothing about what they do (that is entry_points.cc and the modules it
 // calls). Modelled on LLVM compiler-rt's lib/interception.

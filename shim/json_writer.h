@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A streaming JSON writer for the exit-time report: bounded (a fixed buffer
 // flushed to a file descriptor with raw write(2) whenever it fills), no
 // allocation, no stdio. Header-only.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The shim's life in its host process: load, first use, fork and rebase, and
 // when the template thread is started, stopped and started again.
 //

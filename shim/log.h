@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Diagnostics from inside someone else's process: bounded, allocation-free
 // lines written with one write(2) each, so that lines from several threads and
 // processes never interleave mid-line. No stdio (its locks and buffers belong

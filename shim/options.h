@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PRISTINE_OPTIONS: `key=value` pairs separated by ':' (as ASAN_OPTIONS).
 //
 // Parsed once, at library load, from the environment. Parsing never allocates

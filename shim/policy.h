@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What to do with a create, given the caller's taint and the options
 // (PRODUCT.md, "Dimensions and the default policy" and "Never escalate").
 #ifndef PRISTINE_SHIM_POLICY_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Never escalate (PRODUCT.md): a forwarded thread is created by the template,
 // with the baseline's privileges, and must end up with at most its caller's
 // before any code of the program runs on it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Raw system calls that bypass libc entirely.
 //
 // Why: libpristine.so exports its own `syscall` (to see taints made through

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Counters, the new-site log line and the exit-time JSON report.
 //
 // Costs: with neither report= nor log= in PRISTINE_OPTIONS nothing is counted

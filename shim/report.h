@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Call-site reports: what the create path tells the report, and when.
 // (Implementation: report.cc; written at exit when report= is set.)
 #ifndef PRISTINE_SHIM_REPORT_H_

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Call sites of tainted creates: capturing the creating call stack cheaply at
 // create time, and a bounded table that aggregates creates by call stack.
 // Symbolization happens later, only when a report is written (symbolize.h).

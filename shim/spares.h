@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Spare threads: threads created ahead of time, in the baseline state, each
 // waiting to be handed a start routine. A forwarded create whose attributes
 // are the defaults (pthread_create with a null attr, std::thread,

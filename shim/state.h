@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading one dimension of a thread's kernel state.
 //
 // Every reader here uses raw system calls only and writes into caller-owned

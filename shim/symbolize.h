@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Turning return addresses into (function, offset, module), at report time.
 //
 // Names come from the module's ELF symbol table (.symtab) read from disk, so

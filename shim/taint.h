@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Which dimensions of the calling thread differ from the baseline, at a cost
 // close to nothing for a thread that never changed its state.
 //

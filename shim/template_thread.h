@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The template thread: a thread in the baseline state that does work, chiefly
 // creating threads, on behalf of threads that may be tainted (the idea of Go's
 // runtime templateThread, src/runtime/proc.go).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libctor_lib.so: a shared library whose constructor creates a thread with pthread_create and
 // joins it (issue 3 item 5: a create from a constructor run by dlopen, with the loader's lock
 // held). dlopen_ctor reads the results through the exported variables below.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // dlopen_ctor: a thread dlopen()s libctor_lib.so, whose constructor creates and joins a thread
 // (issue 3 item 5). The opening thread first unshares its net namespace unless --untainted.
 //

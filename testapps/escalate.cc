@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // escalate: never-escalate test program (PRODUCT.md, "Never escalate"; issue 3 item 1).
 //
 // The main thread records the baseline (namespaces + the security lines of

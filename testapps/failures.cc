@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // failures: failure paths of thread creation under the shim (issue 3 item 7).
 //
 //   failures --mode limit --cgroup DIR

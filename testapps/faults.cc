@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // faults: fault injection around thread creation, for pytests/test_faults.py. Run with and without
 // LD_PRELOAD=libpristine.so; the results must match (the caller sees what glibc gives), nothing may
 // leak, nothing may hang.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // forker: fork, posix_spawn, vfork and system() under the shim (PRODUCT.md, "Baseline": a forked
 // child's baseline is the forking thread's state; issue 3 item 4).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // glibc_threads: threads that glibc creates internally (timer_create and mq_notify with
 // SIGEV_THREAD, getaddrinfo_a, POSIX aio). They are started by glibc's internal create, which an
 // LD_PRELOAD interposer of pthread_create never sees (issue 3 item 6).

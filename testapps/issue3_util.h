@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Small helpers shared by the test programs (escalate, userns, forker, dlopen_ctor,
 // glibc_threads, failures; probe and faults for its file helpers): reading the calling thread's namespaces and security state from the
 // kernel, a few error helpers, and JSON output through json_out.h.

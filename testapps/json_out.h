@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tiny hand-written JSON emitter for the test apps (no external libraries).
 //
 //   JsonWriter w;

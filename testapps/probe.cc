@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // probe: the behavioural test program for pristine.
 //
 // The main thread records the process's "baseline" per-thread kernel state, starts a worker thread

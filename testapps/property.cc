@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // property: random sequences of taints on random threads, creates through random APIs, and a
 // check of every new thread against a model of the default policy (PRODUCT.md):
 //   isolate  net uts ipc mnt cgroup (namespaces), fs (kcmp with the main thread), files (kcmp),

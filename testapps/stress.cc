@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // stress: many tainted and clean creators at once, under (or without) libpristine.so.
 //
 // Threads:

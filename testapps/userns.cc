@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // userns: namespace changes that Linux allows only in a single-threaded process, and pid
 // namespaces (PRODUCT.md, "Baseline"; issue 3 items 2 and 3).
 //

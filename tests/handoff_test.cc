@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The handoff queue (shim/handoff.h): many producers, one consumer running the template's loop.
 //
 // Properties: every request is served exactly once, requests from one producer are served in the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PRISTINE_OPTIONS parsing (shim/options.h ParseOptions): every key and value, and bad tokens:
 // exactly one line each, naming the variable, the token and what is accepted; the defaults stay.
 

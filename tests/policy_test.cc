@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The policy (shim/policy.h Decide / DimsToReapply) and dimension names (dimension.h).
 
 #include "policy.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The taint mapping helpers (shim/taint.h): which dimensions unshare(flags) changes, and which
 // namespace flags setns(fd, nstype) acts on (the kernel is asked for nstype 0).
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // pristine-bench: the measurement program behind scripts/bench.
 //
 // It has no dependency on the shim. scripts/bench runs it in separate
