@@ -15,8 +15,8 @@ The runner (bench/runner.py), the documentation generator (bench/markdown.py) an
 
 A figure's value and reference name *jobs*: one process of the bench program (bench/bench.cc),
 run once per round, with or without the library, pinned to CPU 0 or not. `jobs(params)` lists
-every job the figures need, with its command line; job keys are built by the helpers below so
-that a figure names exactly the process it reads.
+every job the figures, the concurrency series and the floors need, with its command line; job
+keys are built by the helpers below so that a figure names exactly the process it reads.
 """
 
 from dataclasses import dataclass, field
@@ -403,17 +403,26 @@ def jobs(p: dict) -> Dict[str, JobSpec]:
         for ref in (f.value, *f.against):
             if ref.job not in keys:
                 keys.append(ref.job)
+    for series in concurrency_series().values():
+        keys += [k for ks in series.values() for k in ks if k not in keys]
     keys += [floor_key(w) for w in WHERE]
     return {k: job(k, p) for k in keys}
 
 
+UNFIXED = "no library (keeps the taint)"
+
+
 def concurrency_series() -> Dict[str, Dict[str, List[str]]]:
-    """Per scenario: plain, the library and each peer, one job key per THREADS entry."""
+    """Per scenario: plain, the library, each peer and the tainted creators without the library,
+    one job key per THREADS entry."""
     out = {}
     for s in SCENARIOS:
         series = {"plain": [conc_key("plain", None, False, t) for t in THREADS],
                   "library": [conc_key("taint", s.id, True, t) for t in THREADS]}
         for p in s.peers:
             series[PEERS[p].label] = [conc_key(p, s.id, False, t) for t in THREADS]
+        # What the taint itself does to the creators (the threads keep it): pinned creators,
+        # for one, are not comparable with plain ones.
+        series[UNFIXED] = [conc_key("taint", s.id, False, t) for t in THREADS]
         out[s.id] = series
     return out

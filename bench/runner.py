@@ -315,12 +315,26 @@ def relative(obj):
     return obj
 
 
+def dumps(result):
+    """JSON with one line per figure and per job's raw results, so that a diff between two saved
+    runs reads figure by figure."""
+    def lines(key, value):
+        if isinstance(value, list) and key == "figures":
+            return "[\n" + ",\n".join("  " + json.dumps(v) for v in value) + "\n ]"
+        if isinstance(value, dict) and key in ("raw", "floors_us", "concurrency", "params",
+                                               "machine"):
+            return "{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}"
+                                       for k, v in value.items()) + "\n }"
+        return json.dumps(value)
+    return "{\n" + ",\n".join(f" {json.dumps(k)}: {lines(k, v)}" for k, v in result.items()) \
+        + "\n}\n"
+
+
 def write_json(path, result):
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
+        f.write(dumps(result))
     os.replace(tmp, path)
 
 
