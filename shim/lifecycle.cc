@@ -21,9 +21,6 @@
 #include "spares.h"
 #include "template_thread.h"
 
-// glibc's own answer to "has this process ever created a thread" (2.32+).
-extern "C" char __libc_single_threaded;
-
 namespace pristine {
 namespace lifecycle_internal {
 ABSL_CONST_INIT std::atomic<uint32_t> g_state{kUninitialised};
@@ -177,35 +174,6 @@ __attribute__((constructor)) void OnLibraryLoad() {
   EnsureInitialized();
 }
 
-// The number of threads in the process (/proc/self/stat field 20), or -1.
-int ThreadCount() {
-  if (__libc_single_threaded) return 1;  // no thread was ever created
-  char buf[1024];
-  int proc = ProcFd();
-  if (proc < 0) return -1;
-  long fd = RawSyscall(SYS_openat, proc, "self/stat", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  long n = RawSyscall(SYS_read, fd, buf, sizeof buf - 1);
-  RawSyscall(SYS_close, fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const char* p = nullptr;
-  for (long i = n - 1; i >= 0; --i) {
-    if (buf[i] == ')') {
-      p = buf + i + 1;
-      break;
-    }
-  }
-  if (p == nullptr) return -1;
-  for (int field = 2; field < 20 && *p; ++p) {
-    if (*p == ' ') ++field;
-  }
-  int count = 0;
-  while (*p >= '0' && *p <= '9') count = count * 10 + (*p++ - '0');
-  return count;
-}
-
 }  // namespace
 
 void EnsureInitialized() {
@@ -279,7 +247,7 @@ int RunSingleThreadedChange(DimSet dims, int (*change)(void* ctx), void* ctx) {
   // In a multi-threaded process this is an ordinary change of the calling
   // thread (setns into a mount namespace after unshare(CLONE_FS)), or one the
   // kernel refuses: whatever it needs must be there before it, as for any.
-  if (ThreadCount() != 1) BeforeChange(dims, true);
+  if (ProcessThreadCount() != 1) BeforeChange(dims, true);
   int rc = change(ctx);
   if (g_state.load(std::memory_order_acquire) < kBaselineDefined) return rc;
   int saved_errno = errno;
@@ -319,7 +287,7 @@ int RunSingleThreadedChange(DimSet dims, int (*change)(void* ctx), void* ctx) {
     }
   }
   // It succeeded. In a single-threaded process it changed the whole process.
-  if (ThreadCount() == 1) DefineBaselineHere(OtherThreads::kNone);
+  if (ProcessThreadCount() == 1) DefineBaselineHere(OtherThreads::kNone);
   errno = saved_errno;
   return rc;
 }
