@@ -72,7 +72,7 @@ void UnmapStack(Stack* s) {
 }
 
 // Set by a stop request, read by the template loop: template thread only.
-bool g_stop_requested = false;
+ABSL_CONST_INIT bool g_stop_requested = false;
 
 // NoteMainThreadExit: the template watches for the end of the program's last
 // thread. A request with nothing to do wakes it into that mode.
