@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lifecycle.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -20,6 +21,9 @@
 #include "report.h"
 #include "spares.h"
 #include "template_thread.h"
+
+// api.cc: this copy's own pristine_rebase_v1, under a name no one interposes.
+extern "C" int pristine_this_copy_v1(void);
 
 namespace pristine {
 namespace lifecycle_internal {
@@ -144,8 +148,31 @@ void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   DefineBaselineHere(OtherThreads::kNone, g_pid.load(std::memory_order_relaxed));
 }
 
+// Whether another copy of the library came first in this process (a
+// system-wide preload and pristine-run's LD_PRELOAD both naming one): the
+// program's calls reach that copy, whose calls to "the real function" reach
+// this one. This copy then stands aside, passing everything on, and writes
+// no report, so that the process gets one set of figures. Said once.
+bool AnotherCopyCameFirst() {
+  void* first = dlsym(RTLD_DEFAULT, "pristine_rebase_v1");
+  if (first == nullptr || first == reinterpret_cast<void*>(&pristine_this_copy_v1)) return false;
+  Dl_info other = {}, mine = {};
+  dladdr(first, &other);
+  dladdr(reinterpret_cast<void*>(&pristine_this_copy_v1), &mine);
+  LogLine line;
+  line << "pristine: another copy of the library is active in this process ("
+       << (other.dli_fname != nullptr ? other.dli_fname : "?") << "); this one ("
+       << (mine.dli_fname != nullptr ? mine.dli_fname : "?") << ") stands aside";
+  LogRaw(2, line.Finish());
+  return true;
+}
+
 void Initialise() {
   g_pid.store(RawGetpid(), std::memory_order_relaxed);
+  if (AnotherCopyCameFirst()) {
+    g_state.store(kPassThrough, std::memory_order_release);
+    return;
+  }
   LoadOptions();
   ReportInit();
   const Options& options = CurrentOptions();
