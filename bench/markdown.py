@@ -41,9 +41,14 @@ def fmt_result(f):
     return "" if f["pass"] is None else ("**PASS**" if f["pass"] else "**FAIL**")
 
 
+def cell(text):
+    """A table cell: a | inside it would end the cell."""
+    return str(text).replace("|", "\\|")
+
+
 def table(head, rows):
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
 
 

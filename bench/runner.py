@@ -7,9 +7,10 @@
 Builds the library and the bench program if needed, then runs every job of bench/figures.py as a
 separate process, with and without LD_PRELOAD=libpristine.so, in interleaved rounds (the order of
 the jobs is reversed every other round, so that a slow drift of the machine hits both sides
-alike). A figure is the median over rounds of each process's median; ratios are ratios of those
-medians. Prints the table, and writes the results as JSON (default: <build>/bench/results.json)
-and a plot of the concurrent creators (<build>/bench/bench.png): nothing tracked changes.
+alike). A figure's value is the median over rounds of each process's median; its ratio is the
+median over rounds of the ratio within each round. Prints the table, and writes the results as
+JSON (default: <build>/bench/results.json) and a plot of the concurrent creators
+(<build>/bench/bench.png): nothing tracked changes.
 
 --save also copies both to the tracked bench/results/latest.json and docs/bench.png.
 --markdown measures nothing: it regenerates the marked blocks of docs/performance.md (and of
@@ -203,7 +204,7 @@ def run_phase(jobs, phase, rounds):
 # --- evaluation ---------------------------------------------------------------------------------
 
 def spread_pct(values):
-    """Interquartile range over rounds, in % of the median (0 with fewer than 4 rounds)."""
+    """The interquartile range of values, in % of their median (0 with fewer than 4)."""
     if len(values) < 4:
         return 0.0
     q = statistics.quantiles(values, n=4)
@@ -212,32 +213,42 @@ def spread_pct(values):
 
 
 def evaluate(jobs):
-    def measure(ref):
+    """Every figure. The value and its reference are medians over rounds; the ratio (or the
+    difference) is the median over rounds of the ratio within each round: the jobs of a round run
+    within seconds of each other, so that a change of the shared machine's load between rounds
+    cancels out. noise_pct is the interquartile range of those per-round ratios."""
+    def values(ref):
         v = jobs[ref.job].values(ref.field)
         if not v:
             die(f"internal error: job {ref.job} has no {ref.field}")
         scale = 1000.0 if ref.field.endswith("_ns") else 1.0
-        return statistics.median(v) / scale, spread_pct(v)
+        return [x / scale for x in v]
 
     out = []
     for f in F.FIGURES:
-        value, noise_v = measure(f.value)
-        candidates = [(measure(r), r) for r in f.against]
+        value = values(f.value)
+        candidates = [(values(r), r) for r in f.against]
         pick = max if f.higher_is_better else min
-        (against, noise_a), ref = pick(candidates, key=lambda c: c[0][0])
-        ratio = value - against if f.compare == "difference" else (value / against if against
-                                                                   else None)
+        against, ref = pick(candidates, key=lambda c: statistics.median(c[0]))
+        if f.compare == "difference":
+            per_round = [a - b for a, b in zip(value, against)]
+            noise = 0.0
+        else:
+            per_round = [a / b for a, b in zip(value, against) if b]
+            noise = spread_pct(per_round)
         label = f.against_label
         if label == "best peer":
             label = f"best peer: {F.peer_of(ref.job).label}"
+        ratio = statistics.median(per_round) if per_round else None
         t = f.target
         out.append({
             "id": f.id, "group": f.group, "description": f.description,
-            "value": value, "against": against, "against_label": label,
-            "against_job": ref.job, "unit": f.unit, "compare": f.compare, "ratio": ratio,
+            "value": statistics.median(value), "against": statistics.median(against),
+            "against_label": label, "against_job": ref.job, "unit": f.unit,
+            "compare": f.compare, "ratio": ratio,
             "target": t.value if t else None, "target_op": t.op if t else None,
             "pass": (t.holds(ratio) if t and ratio is not None else None),
-            "noise_pct": round(max(noise_v, noise_a), 1), "note": f.note,
+            "noise_pct": round(noise, 1), "note": f.note,
         })
     return out
 

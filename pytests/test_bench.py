@@ -110,7 +110,8 @@ def test_quick_produces_every_figure(quick):
         else:
             assert (f["target_op"], f["target"]) == (target.op, target.value), f
             assert f["pass"] == target.holds(f["ratio"]), f
-        assert f["description"] in stdout, f"the printed table lacks {f['description']!r}"
+        escaped = f["description"].replace("|", "\\|")
+        assert f"| {escaped} |" in stdout, f"the printed table lacks {f['description']!r}"
 
 
 def test_quick_produces_floors_and_series(quick):
@@ -152,7 +153,8 @@ def test_markdown_renders_every_figure(quick, tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = doc.read_text()
     for f in data["figures"]:
-        assert f"| {f['description']} |" in text, f"docs lack {f['description']!r}"
+        escaped = f["description"].replace("|", "\\|")  # a | would end the table cell
+        assert f"| {escaped} |" in text, f"docs lack {f['description']!r}"
     for fl in F.FLOORS:
         assert f"| {fl.description} |" in text
     assert "--quick: numbers meaningless" in text
