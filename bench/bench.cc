@@ -7,7 +7,7 @@
 //
 //   pristine-bench create     --mode M --taint T [--iters N] [--warmup-ms W]
 //   pristine-bench concurrent --mode M --taint T --threads N [--ms D]
-//   pristine-bench spawn      --cmd true|pipeline [--preload LIB] [--iters N]
+//   pristine-bench spawn      --cmd true|pipeline --library LIB --empty LIB [--iters N]
 //   pristine-bench mem        --taint T [--creates N]
 //   pristine-bench libc       --call aio_write|timer_create --taint T [--iters N]
 //   pristine-bench floor      [--iters N]
@@ -435,7 +435,8 @@ struct Args {
   std::string cmd;
   std::string mode = "plain";
   std::string spawn_cmd = "true";
-  std::string preload;
+  std::string library;  // spawn: the library, and an empty library, to preload
+  std::string empty;
   std::string call = "aio_write";
   long iters = 2000;
   long threads = 1;
@@ -466,7 +467,8 @@ Args Parse(int argc, char** argv) {
     else if (k == "--ms") a.ms = atol(v.c_str());
     else if (k == "--warmup-ms") a.warmup_ms = atol(v.c_str());
     else if (k == "--cmd") a.spawn_cmd = v;
-    else if (k == "--preload") a.preload = v;
+    else if (k == "--library") a.library = v;
+    else if (k == "--empty") a.empty = v;
     else if (k == "--creates") a.creates = atol(v.c_str());
     else if (k == "--call") a.call = v;
     else {
@@ -590,17 +592,29 @@ void CmdConcurrent(const Args& a) {
   puts(w.str().c_str());
 }
 
-// posix_spawn + waitpid, LD_PRELOAD in the child's environment only.
+// posix_spawn + waitpid of the command with nothing, the library and the
+// empty library preloaded, in turn (the first of the three changes every
+// iteration), so that each is measured beside the others at the same moment
+// of a shared machine. LD_PRELOAD is set in the child's environment only.
 void CmdSpawn(const Args& a) {
-  std::vector<std::string> env_store;
+  if (a.library.empty() || a.empty.empty()) {
+    fprintf(stderr, "pristine-bench: spawn needs --library and --empty\n");
+    exit(2);
+  }
+  std::vector<std::string> base;
   for (char** e = environ; *e; ++e) {
     if (strncmp(*e, "LD_PRELOAD=", 11) == 0 || strncmp(*e, "PRISTINE_OPTIONS=", 17) == 0) continue;
-    env_store.push_back(*e);
+    base.push_back(*e);
   }
-  if (!a.preload.empty()) env_store.push_back("LD_PRELOAD=" + a.preload);
-  std::vector<char*> envp;
-  for (auto& s : env_store) envp.push_back(const_cast<char*>(s.c_str()));
-  envp.push_back(nullptr);
+  const char* names[3] = {"none", "library", "empty"};
+  std::vector<std::string> env_store[3] = {base, base, base};
+  env_store[1].push_back("LD_PRELOAD=" + a.library);
+  env_store[2].push_back("LD_PRELOAD=" + a.empty);
+  std::vector<char*> envp[3];
+  for (int k = 0; k < 3; ++k) {
+    for (auto& s : env_store[k]) envp[k].push_back(const_cast<char*>(s.c_str()));
+    envp[k].push_back(nullptr);
+  }
   std::vector<const char*> argv;
   if (a.spawn_cmd == "true") {
     argv = {"/bin/true", nullptr};
@@ -610,30 +624,35 @@ void CmdSpawn(const Args& a) {
     fprintf(stderr, "pristine-bench: --cmd is true or pipeline\n");
     exit(2);
   }
-  std::vector<double> v;
+  std::vector<double> v[3];
   long warm = std::max(3L, a.iters / 10);
   for (long i = 0; i < warm + a.iters; ++i) {
-    pid_t pid;
-    int64_t t0 = NowNs();
-    int rc = posix_spawn(&pid, argv[0], nullptr, nullptr, const_cast<char**>(argv.data()),
-                         envp.data());
-    if (rc != 0) Die("posix_spawn", rc);
-    int status;
-    if (waitpid(pid, &status, 0) != pid) Die("waitpid", errno);
-    int64_t t1 = NowNs();
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      fprintf(stderr, "pristine-bench: %s exited with status %d\n", argv[0], status);
-      exit(1);
+    for (int j = 0; j < 3; ++j) {
+      int k = static_cast<int>((i + j) % 3);
+      pid_t pid;
+      int64_t t0 = NowNs();
+      int rc = posix_spawn(&pid, argv[0], nullptr, nullptr, const_cast<char**>(argv.data()),
+                           envp[k].data());
+      if (rc != 0) Die("posix_spawn", rc);
+      int status;
+      if (waitpid(pid, &status, 0) != pid) Die("waitpid", errno);
+      int64_t t1 = NowNs();
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "pristine-bench: %s (preload: %s) exited with status %d\n", argv[0],
+                names[k], status);
+        exit(1);
+      }
+      if (i >= warm) v[k].push_back(static_cast<double>(t1 - t0));
     }
-    if (i >= warm) v.push_back(static_cast<double>(t1 - t0));
   }
   JsonWriter w;
   w.begin_object();
   w.key("cmd"); w.value("spawn");
   w.key("what"); w.value(a.spawn_cmd);
-  w.key("preload"); w.value(a.preload);
   w.key("iters"); w.value(a.iters);
-  w.key("spawn_wait_ns"); w.value(static_cast<long long>(Median(v)));
+  for (int k = 0; k < 3; ++k) {
+    w.key(std::string(names[k]) + "_ns"); w.value(static_cast<long long>(Median(v[k])));
+  }
   w.end_object();
   puts(w.str().c_str());
 }

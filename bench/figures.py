@@ -19,7 +19,7 @@ every job the figures, the concurrency series and the floors need, with its comm
 keys are built by the helpers below so that a figure names exactly the process it reads.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 # --- what is measured ---------------------------------------------------------------------------
@@ -98,7 +98,8 @@ MEMORY = {  # id -> (label, the taint scenario of its creates, or None)
 # --- job keys -----------------------------------------------------------------------------------
 # create:<mode>:<scenario|none>:<lib|nolib>:<where>   create+join, call and start latency
 # conc:<mode>:<scenario|none>:<lib|nolib>:<threads>   concurrent creators (across)
-# spawn:<what>:<none|library|empty>                    exec, with what preloaded in the child
+# spawn:<what>                                         exec with nothing, the library and an
+#                                                      empty library preloaded, in turn
 # libc:<call>:<scenario|none>:<lib|nolib>             a helper-starting glibc call
 # mem:<scenario|none>:<lib|nolib>                      resident memory
 # floor:<where>                                        the floors
@@ -111,8 +112,8 @@ def conc_key(mode, scenario, lib, threads):
     return f"conc:{mode}:{scenario or 'none'}:{'lib' if lib else 'nolib'}:{threads}"
 
 
-def spawn_key(what, preload):
-    return f"spawn:{what}:{preload}"
+def spawn_key(what):
+    return f"spawn:{what}"
 
 
 def libc_key(call, scenario, lib):
@@ -262,9 +263,9 @@ def _figures() -> List[Figure]:
                        tuple(Ref(conc_key(p, s.id, False, t), "creates_per_s") for p in s.peers),
                        "best peer", "/s"))
     for what, label in EXEC.items():
-        lib = Ref(spawn_key(what, "library"), "spawn_wait_ns")
-        empty = Ref(spawn_key(what, "empty"), "spawn_wait_ns")
-        none = Ref(spawn_key(what, "none"), "spawn_wait_ns")
+        lib = Ref(spawn_key(what), "library_ns")
+        empty = Ref(spawn_key(what), "empty_ns")
+        none = Ref(spawn_key(what), "none_ns")
         add(Figure(f"exec_{what}", "exec", f"{label}, library / empty preloaded library", lib,
                    (empty,), "empty preload", "us",
                    note="an empty preloaded library is the floor of any LD_PRELOAD library"))
@@ -333,8 +334,6 @@ class JobSpec:
     phase: str                       # which rounds it belongs to (PHASES)
     expect_creator: Optional[frozenset] = None   # what create/conc must report
     expect_child: Optional[frozenset] = None
-    preload: Optional[str] = None    # spawn: "library" or "empty" (the runner fills the path)
-    extra: Dict[str, str] = field(default_factory=dict)
 
 
 PHASES = ("create", "concurrent", "exec", "libc", "memory")
@@ -376,10 +375,10 @@ def job(key: str, p: dict) -> JobSpec:
         return JobSpec(key, [str(a) for a in argv], lib == "lib", False, "concurrent",
                        creator, child)
     if kind == "spawn":
-        what, preload = rest
+        (what,) = rest
         n = p["spawn_iters"] if what == "true" else max(1, p["spawn_iters"] // 3)
-        return JobSpec(key, ["spawn", "--cmd", what, "--iters", str(n)], False, False, "exec",
-                       preload=None if preload == "none" else preload)
+        # The runner adds --library and --empty: the paths of this build.
+        return JobSpec(key, ["spawn", "--cmd", what, "--iters", str(n)], False, False, "exec")
     if kind == "libc":
         call, scen, lib = rest
         argv = ["libc", "--call", call, "--taint", _taint_arg(scen), "--iters", p["libc_iters"]]

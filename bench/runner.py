@@ -114,9 +114,9 @@ class Job:
     def argv(self):
         s = self.spec
         argv = [PROGRAM, *s.argv]
-        if s.preload is not None:
-            argv += ["--preload", LIBRARY if s.preload == "library" else EMPTY_PRELOAD]
-        if self.ns_pid and s.argv[0] != "spawn":
+        if s.argv[0] == "spawn":
+            argv += ["--library", LIBRARY, "--empty", EMPTY_PRELOAD]
+        elif self.ns_pid:
             argv += ["--ns-pid", str(self.ns_pid)]
         return (["taskset", "-c", "0"] if s.pinned else []) + argv
 
