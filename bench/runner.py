@@ -274,6 +274,16 @@ def concurrency(jobs):
 
 # --- plot ---------------------------------------------------------------------------------------
 
+# One style per series, the same in every panel.
+PLOT_STYLE = {
+    "plain": "lc rgb '#000000' pt 7",
+    "library": "lc rgb '#d55e00' pt 5",
+    F.PEERS["repair"].label: "lc rgb '#0072b2' pt 9",
+    F.PEERS["condvar"].label: "lc rgb '#009e73' pt 11",
+    F.UNFIXED: "lc rgb '#999999' pt 1 dt 2",
+}
+
+
 def plot(conc, path, mach):
     gp = shutil.which("gnuplot")
     if gp is None:
@@ -301,8 +311,8 @@ def plot(conc, path, mach):
             script.append(f"set title '{F.SCENARIO[scen].label}'")
             script.append(f"set ylabel '{'us per create (aggregate)' if i == 0 else ''}'")
             script.append("plot " + ", ".join(
-                f"'{data}' using 1:{k + 2} with linespoints lw 2 title '{n}'"
-                for k, n in enumerate(names)))
+                f"'{data}' using 1:{k + 2} with linespoints lw 2 {PLOT_STYLE.get(n, '')} "
+                f"title '{n}'" for k, n in enumerate(names)))
         script.append("unset multiplot")
         r = subprocess.run([gp], input="\n".join(script), capture_output=True, text=True)
         if r.returncode != 0:
