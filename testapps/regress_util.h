@@ -74,7 +74,7 @@ inline int WaitChild(pid_t pid, int hang_after_s, bool* hung) {
   return status;
 }
 
-// "exit N", "signal NAME" (and " (core)" never: callers compare with these strings).
+// "exit N" or "signal NAME" (NAME as sigabbrev_np: "SEGV"); callers compare with these strings.
 inline std::string DescribeStatus(int status) {
   if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
