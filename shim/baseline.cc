@@ -94,6 +94,11 @@ uint64_t BaselineSigmask() {
   return g_cache.sigmask;
 }
 
+bool BaselineNamespaceId(Dim d, uint64_t* id) {
+  FutexLock lock(&g_cache.mu);
+  return g_cache.template_tid != 0 && BaselineNamespace(d, id);
+}
+
 void BaselineName(char out[16]) {
   FutexLock lock(&g_cache.mu);
   memcpy(out, g_cache.name, 16);

@@ -50,6 +50,10 @@ DimSet BaselineDifferences(DimSet dims);
 // The baseline's signal mask (glibc's internal signals excluded).
 uint64_t BaselineSigmask();
 
+// The baseline's identifier (nsfs inode) of namespace `d`, read from the
+// template. False if unknown (no template, no /proc). For reports.
+bool BaselineNamespaceId(Dim d, uint64_t* id);
+
 // The baseline's thread name, NUL-terminated.
 void BaselineName(char out[16]);
 

@@ -260,6 +260,7 @@ ForwardResult Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*sta
   const Options& options = CurrentOptions();
   ChildSetup* setup = NewChildSetup(start, c11_start, arg);
   if (setup == nullptr) {
+    ReportTaintedCreate(taint, Decision::kForward, true);
     *rc = EAGAIN;
     return ForwardResult::kDone;
   }
@@ -268,6 +269,9 @@ ForwardResult Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*sta
     return ForwardResult::kPrivileges;
   }
   CaptureInherited(setup, attr, taint, options);
+  // Counted before the thread can exist: a process that exits while this
+  // create returns still reports it.
+  int report = ReportTaintedCreate(taint, Decision::kForward, true);
   // Default attributes: a spare made ahead of time fits, if one is ready.
   bool spare_fits = attr == nullptr && TemplateRunning();
   if (spare_fits && HandToSpare(ChildStart, setup, thread)) {
@@ -280,6 +284,7 @@ ForwardResult Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*sta
   req.setup = setup;
   do {
     if (!RunOnTemplate(&req.base)) {
+      ReportForwardFellThrough(report, taint);
       FreeChildSetup(setup);
       return ForwardResult::kNoTemplate;
     }
@@ -379,7 +384,6 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
     int rc;
     ForwardResult result = Forward(thread, attr, start, c11_start, arg, taint, &rc);
     if (result == ForwardResult::kDone) {
-      ReportTaintedCreate(taint, decision, true);
       if (OnMainThread()) HintMainThreadOnce(taint);
       return rc;
     }
@@ -427,11 +431,13 @@ long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds) {
     req.base.run = RunCall;
     req.call = call;
     req.ctx = ctx;
+    // Counted before glibc's threads can exist (see Forward).
+    int report = ReportTaintedCreate(taint, decision, true);
     if (RunOnTemplate(&req.base)) {
-      ReportTaintedCreate(taint, decision, true);
       errno = req.error;
       return req.result;
     }
+    ReportForwardFellThrough(report, taint);
   }
   if (!taint.empty()) ReportTaintedCreate(taint, decision, false);
   return call(ctx);

@@ -16,37 +16,37 @@
 namespace pristine {
 namespace {
 
-// Writes "/proc/thread-self/<leaf>" or "/proc/self/task/<tid>/<leaf>".
-void ThreadProcPath(int tid, const char* leaf, char* out, size_t cap) {
-  const char* prefix = tid == 0 ? "/proc/thread-self/" : "/proc/self/task/";
+// Writes "/proc/thread-self/<leaf>", "/proc/self/task/<tid>/<leaf>" or
+// "/proc/<pid>/task/<tid>/<leaf>".
+void ThreadProcPath(int pid, int tid, const char* leaf, char* out, size_t cap) {
   size_t n = 0;
   auto put = [&](const char* s) {
     while (*s && n + 1 < cap) out[n++] = *s++;
   };
-  put(prefix);
-  if (tid != 0) {
+  auto put_number = [&](int v) {
     char digits[12];
     int d = 0;
-    for (unsigned v = static_cast<unsigned>(tid); v; v /= 10) digits[d++] = '0' + v % 10;
+    for (unsigned u = static_cast<unsigned>(v); u; u /= 10) digits[d++] = '0' + u % 10;
     while (d && n + 1 < cap) out[n++] = digits[--d];
+  };
+  if (pid == 0 && tid == 0) {
+    put("/proc/thread-self/");
+  } else {
+    put("/proc/");
+    if (pid == 0) put("self");
+    else put_number(pid);
+    put("/task/");
+    put_number(tid);
     put("/");
   }
   put(leaf);
   out[n] = '\0';
 }
 
-const char* NamespaceLeaf(Dim ns) {
-  switch (ns) {
-    case Dim::kNet: return "ns/net";
-    case Dim::kUts: return "ns/uts";
-    case Dim::kIpc: return "ns/ipc";
-    case Dim::kMnt: return "ns/mnt";
-    case Dim::kCgroup: return "ns/cgroup";
-    case Dim::kPid: return "ns/pid_for_children";
-    case Dim::kTime: return "ns/time_for_children";
-    default: return nullptr;
-  }
+void ThreadProcPath(int tid, const char* leaf, char* out, size_t cap) {
+  ThreadProcPath(0, tid, leaf, out, cap);
 }
+
 
 // Reads a small /proc file into buf (NUL-terminated); returns its length or -1.
 long ReadSmallFile(const char* path, char* buf, size_t cap) {
@@ -117,22 +117,56 @@ int NamespaceCloneFlag(Dim ns) {
   }
 }
 
-bool ReadNamespaceId(int tid, Dim ns, uint64_t* id) {
-  const char* leaf = NamespaceLeaf(ns);
-  if (leaf == nullptr) return false;
-  char path[64];
-  ThreadProcPath(tid, leaf, path, sizeof path);
+const char* NamespaceLinkName(Dim ns) {
+  switch (ns) {
+    case Dim::kNet: return "net";
+    case Dim::kUts: return "uts";
+    case Dim::kIpc: return "ipc";
+    case Dim::kMnt: return "mnt";
+    case Dim::kCgroup: return "cgroup";
+    case Dim::kPid: return "pid_for_children";
+    case Dim::kTime: return "time_for_children";
+    default: return nullptr;
+  }
+}
+
+bool ReadNamespaceInode(int pid, int tid, const char* link, uint64_t* id) {
+  char leaf[40] = "ns/";
+  size_t n = 3;
+  while (*link && n + 1 < sizeof leaf) leaf[n++] = *link++;
+  leaf[n] = '\0';
+  char path[80];
+  ThreadProcPath(pid, tid, leaf, path, sizeof path);
   struct stat st;
   if (RawSyscall(SYS_newfstatat, AT_FDCWD, path, &st, 0) != 0) return false;
   *id = st.st_ino;
   return true;
 }
 
-int SharesWith(int other_tid, Dim fs_or_files) {
+bool ReadNamespaceId(int tid, Dim ns, uint64_t* id) {
+  const char* link = NamespaceLinkName(ns);
+  return link != nullptr && ReadNamespaceInode(0, tid, link, id);
+}
+
+long ReadThreadLink(int pid, int tid, const char* leaf, char* out, unsigned long cap) {
+  char path[64];
+  ThreadProcPath(pid, tid, leaf, path, sizeof path);
+  if (cap == 0) return -1;
+  long n = RawSyscall(SYS_readlinkat, AT_FDCWD, path, out, cap - 1);
+  if (n < 0) return -1;
+  out[n] = '\0';
+  return n;
+}
+
+int KcmpThreads(int tid_a, int tid_b, Dim fs_or_files) {
   int type = fs_or_files == Dim::kFs ? KCMP_FS : KCMP_FILES;
-  long r = RawSyscall(SYS_kcmp, RawGettid(), other_tid, type, 0, 0);
+  long r = RawSyscall(SYS_kcmp, tid_a, tid_b, type, 0, 0);
   if (r < 0) return -1;
   return r == 0 ? 1 : 0;
+}
+
+int SharesWith(int other_tid, Dim fs_or_files) {
+  return KcmpThreads(RawGettid(), other_tid, fs_or_files);
 }
 
 bool ReadAffinity(int tid, cpu_set_t* out) {
@@ -165,11 +199,7 @@ void ReadName(char out[16]) {
   out[15] = '\0';
 }
 
-bool ReadSecurity(int tid, SecurityState* out) {
-  char path[64];
-  ThreadProcPath(tid, "status", path, sizeof path);
-  char buf[4096];
-  if (ReadSmallFile(path, buf, sizeof buf) <= 0) return false;
+static bool ParseSecurity(const char* buf, SecurityState* out) {
   const char* f;
   if (!(f = FindField(buf, "CapInh"))) return false;
   out->cap_inh = ParseHex(f);
@@ -184,6 +214,32 @@ bool ReadSecurity(int tid, SecurityState* out) {
   if ((f = FindField(buf, "Uid"))) ParseDecimals(f, out->uid, 4);
   if ((f = FindField(buf, "Gid"))) ParseDecimals(f, out->gid, 4);
   out->groups_hash = HashLine(FindField(buf, "Groups"));
+  return true;
+}
+
+bool ReadSecurity(int tid, SecurityState* out) {
+  char path[64];
+  ThreadProcPath(tid, "status", path, sizeof path);
+  char buf[4096];
+  if (ReadSmallFile(path, buf, sizeof buf) <= 0) return false;
+  return ParseSecurity(buf, out);
+}
+
+bool ReadThreadStatus(int pid, int tid, ThreadStatus* out) {
+  char path[64];
+  ThreadProcPath(pid, tid, "status", path, sizeof path);
+  char buf[4096];
+  if (ReadSmallFile(path, buf, sizeof buf) <= 0 || !ParseSecurity(buf, &out->security)) {
+    return false;
+  }
+  const char* f;
+  if ((f = FindField(buf, "SigBlk"))) out->sigblk = ParseHex(f) & ~kGlibcInternalSignals;
+  if ((f = FindField(buf, "Umask"))) {
+    while (*f == ' ' || *f == '\t') ++f;
+    int mask = 0;
+    for (; *f >= '0' && *f <= '7'; ++f) mask = mask * 8 + (*f - '0');
+    out->umask = mask;
+  }
   return true;
 }
 

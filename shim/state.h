@@ -21,6 +21,28 @@ namespace pristine {
 // `tid` 0 means the calling thread. Only the seven namespace dimensions.
 bool ReadNamespaceId(int tid, Dim ns, uint64_t* id);
 
+// --- Any thread of any process -------------------------------------------------
+// The readers below name a thread as (pid, tid) and read /proc/<pid>/task/<tid>/;
+// pid 0 means the calling process, tid 0 (with pid 0) the calling thread.
+// pristine-scan uses them on other processes; the library's own readers above
+// are these with pid 0.
+
+// The nsfs link name of a namespace dimension under ns/ ("net",
+// "pid_for_children", ...), or null for other dimensions.
+const char* NamespaceLinkName(Dim ns);
+
+// The inode of namespace link ns/<link> ("net", "user", "pid_for_children", ...).
+bool ReadNamespaceInode(int pid, int tid, const char* link, uint64_t* id);
+
+// readlink of /proc/<pid>/task/<tid>/<leaf> ("cwd", "root"), NUL-terminated.
+// Returns the length, or -1.
+long ReadThreadLink(int pid, int tid, const char* leaf, char* out, unsigned long cap);
+
+// Whether threads `tid_a` and `tid_b` (of any process, by kernel tid) share
+// their fs_struct (Dim::kFs) or fd table (Dim::kFiles), via kcmp(2): 1 shared,
+// 0 private, -1 unknown (no kcmp, no permission).
+int KcmpThreads(int tid_a, int tid_b, Dim fs_or_files);
+
 // The CLONE_NEW* flag of a namespace dimension (CLONE_NEWPID for kPid, ...).
 int NamespaceCloneFlag(Dim ns);
 
@@ -62,6 +84,14 @@ struct SecurityState {
   uint64_t groups_hash = 0;        // of the Groups: line
 };
 bool ReadSecurity(int tid, SecurityState* out);
+
+// What /proc/<pid>/task/<tid>/status says about a thread beyond its privileges.
+struct ThreadStatus {
+  SecurityState security;
+  uint64_t sigblk = 0;  // blocked signals, glibc's internal ones masked out
+  int umask = -1;       // -1 if the kernel does not say (before Linux 4.7)
+};
+bool ReadThreadStatus(int pid, int tid, ThreadStatus* out);
 
 // Which security dimensions differ between `a` (a caller) and `b` (baseline).
 DimSet SecurityDifferences(const SecurityState& a, const SecurityState& b);
