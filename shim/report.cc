@@ -53,7 +53,6 @@ constexpr int kDecisionCount = 4;
 
 std::atomic<uint64_t> g_forwarded{0};
 std::atomic<uint64_t> g_tainted{0};
-std::atomic<uint64_t> g_changes_seen{0};
 std::atomic<uint64_t> g_per_dim[kDimCount];
 std::atomic<uint64_t> g_per_decision[kDecisionCount];
 
@@ -74,18 +73,20 @@ enum class ReportTarget : uint8_t { kNone, kFile, kStream };
 // Everything the writer needs, mapped at load when evidence is asked for (not
 // .bss, which every process maps). Fixed after ReportInit except `scratch`
 // (under g_writer) and `argv` (filled once, on the loading thread).
+// The arrays have no initializers: fresh anonymous memory is zero, and
+// initializing them would touch every page at load.
 struct State {
   ReportTarget target = ReportTarget::kNone;
   int stream_fd = -1;  // report=/dev/stderr or /dev/stdout
   OutputDir dir;       // report=PATH
   bool log_sites = false;
-  char exe[512] = {};
+  char exe[512];
   bool argv_copied = false;
   int argc = 0;
-  char argv[4096] = {};  // NUL-separated
+  char argv[4096];  // NUL-separated
   size_t argv_len = 0;
   bool options_set = false;
-  char options[1024] = {};
+  char options[1024];
   struct Scratch {
     Site sites[kMaxSites];
     Change changes[kMaxChanges];
@@ -416,10 +417,11 @@ void SayReportFailed(const char* path, const char* why) {
   LogRaw(2, line.Finish());
 }
 
+// A process that created no thread (a shell, util-linux unshare) writes no
+// report unless report_empty=1 asks for one.
 bool ReportWanted() {
   return CurrentOptions().report_empty || g_created.load(std::memory_order_relaxed) != 0 ||
-         g_tainted.load(std::memory_order_relaxed) != 0 ||
-         g_changes_seen.load(std::memory_order_relaxed) != 0 || SitesDropped() != 0;
+         g_tainted.load(std::memory_order_relaxed) != 0 || SitesDropped() != 0;
 }
 
 // A name for the temporary file next to the report: unpredictable, so that
@@ -552,8 +554,7 @@ void WriteAtExit() {
 // are not traced, and RecordChange never waits.
 uint32_t OnSelfChange(DimSet dims, uint32_t origin) {
   if ((dims - Dim::kSigmask).empty()) return origin;
-  g_changes_seen.fetch_add(1, std::memory_order_relaxed);
-  SiteStack stack;
+  SiteStack stack{};
   CaptureStack(&stack);
   return RecordChange(stack, dims, origin);
 }
@@ -563,7 +564,6 @@ void ResetAfterFork() {
   g_created.store(0, std::memory_order_relaxed);
   g_forwarded.store(0, std::memory_order_relaxed);
   g_tainted.store(0, std::memory_order_relaxed);
-  g_changes_seen.store(0, std::memory_order_relaxed);
   for (auto& c : g_per_dim) c.store(0, std::memory_order_relaxed);
   for (auto& c : g_per_decision) c.store(0, std::memory_order_relaxed);
   g_generation.store(0, std::memory_order_relaxed);
@@ -592,7 +592,7 @@ int ReportTaintedCreate(DimSet taint, Decision decision, bool forwarded_ok) {
   ForEachDim(taint, [](Dim d) {
     g_per_dim[static_cast<int>(d)].fetch_add(1, std::memory_order_relaxed);
   });
-  SiteStack stack;
+  SiteStack stack{};
   CaptureStack(&stack);
   SiteInfo info;
   info.taint = taint;
@@ -602,7 +602,7 @@ int ReportTaintedCreate(DimSet taint, Decision decision, bool forwarded_ok) {
   bool is_new = false;
   int index = RecordSite(stack, info, &is_new);
   if (is_new) {
-    SiteThread thread;
+    SiteThread thread{};
     thread.tid = RawGettid();
     ReadName(thread.name);
     ForEachDim(taint & kNamespaceDims, [&](Dim d) {

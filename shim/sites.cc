@@ -74,9 +74,10 @@ struct Tables {
   int nsites ABSL_GUARDED_BY(mu) = 0;
   int nchanges ABSL_GUARDED_BY(mu) = 0;
   int nsets ABSL_GUARDED_BY(mu) = 0;
-  uint16_t site_slot[kSiteSlots] ABSL_GUARDED_BY(mu) = {};  // index + 1; 0 = empty
-  uint16_t change_slot[kChangeSlots] ABSL_GUARDED_BY(mu) = {};
-  uint16_t set_slot[kSetSlots] ABSL_GUARDED_BY(mu) = {};
+  // Zero in fresh anonymous memory (no initializers: see sites.h).
+  uint16_t site_slot[kSiteSlots] ABSL_GUARDED_BY(mu);  // index + 1; 0 = empty
+  uint16_t change_slot[kChangeSlots] ABSL_GUARDED_BY(mu);
+  uint16_t set_slot[kSetSlots] ABSL_GUARDED_BY(mu);
   Site sites[kMaxSites] ABSL_GUARDED_BY(mu);
   Change changes[kMaxChanges] ABSL_GUARDED_BY(mu);
   OriginSet sets[kMaxOriginSets] ABSL_GUARDED_BY(mu);
@@ -274,7 +275,7 @@ uint32_t RecordChange(const SiteStack& stack, DimSet dims, uint32_t origin_set) 
   } else {
     ++t->changes[change].count;
     // The thread's new origin set: its old one with `dims` now from `change`.
-    OriginSet next = {};
+    OriginSet next{};
     if (origin_set > 0 && origin_set <= static_cast<uint32_t>(t->nsets)) {
       memcpy(next.change, t->sets[origin_set - 1].change, sizeof next.change);
     }

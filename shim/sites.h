@@ -45,10 +45,15 @@ constexpr int kNamespaceDimCount = 7;  // Dim::kNet .. Dim::kTime
 // pthread_create, setns, ...). `entry` is a return address inside the
 // outermost frame of the shim: the exported function the program called
 // ("setns", "pthread_create"), 0 if unknown.
+//
+// These records have no default member initializers on purpose: the tables
+// live in fresh anonymous memory (already zero, which is their empty state),
+// and initializing them would touch every page at load. Value-initialize
+// (`SiteStack s{}`) where a zeroed one is needed.
 struct SiteStack {
-  uintptr_t pc[kMaxSiteFrames] = {};
-  int depth = 0;
-  uintptr_t entry = 0;
+  uintptr_t pc[kMaxSiteFrames];
+  int depth;
+  uintptr_t entry;
 };
 
 // Loads the unwinder, in the baseline (the library's load, with a report or
@@ -65,37 +70,37 @@ const char* UnwinderName();
 
 // One state change seen by the entry points (origin of a taint).
 struct Change {
-  uint64_t hash = 0;
-  uint64_t count = 0;
-  uint32_t dims = 0;  // what the call changed (DimSet bits)
-  int tid = 0;        // the first thread seen making it, and its name then
-  char name[16] = {};
+  uint64_t hash;
+  uint64_t count;
+  uint32_t dims;  // what the call changed (DimSet bits)
+  int tid;        // the first thread seen making it, and its name then
+  char name[16];
   SiteStack stack;
 };
 
 // The thread of a site's first create.
 struct SiteThread {
-  int tid = 0;
-  char name[16] = {};
+  int tid;
+  char name[16];
   // Tainted namespaces: the thread's and the baseline's identifiers (nsfs
   // inodes), a bit per namespace Dim in ns_valid.
-  uint32_t ns_valid = 0;
-  uint64_t ns_thread[kNamespaceDimCount] = {};
-  uint64_t ns_baseline[kNamespaceDimCount] = {};
+  uint32_t ns_valid;
+  uint64_t ns_thread[kNamespaceDimCount];
+  uint64_t ns_baseline[kNamespaceDimCount];
 };
 
 // One aggregated call site.
 struct Site {
-  uint64_t hash = 0;
-  uint64_t count = 0;
-  uint32_t dims = 0;  // union of the taints seen at this site (DimSet bits)
-  Decision decision = Decision::kDirect;
-  const char* reason = nullptr;  // why not forwarded; static; null when forwarded
+  uint64_t hash;
+  uint64_t count;
+  uint32_t dims;  // union of the taints seen at this site (DimSet bits)
+  Decision decision;
+  const char* reason;  // why not forwarded; static; null when forwarded
   // The change (index + 1 in the change table, 0 unknown) that made each
   // tainted dimension differ; part of the site's key.
-  uint16_t origin[kDimCount] = {};
-  SiteThread thread;     // filled by CompleteSite after the first create
-  bool logged = false;   // its log line was written
+  uint16_t origin[kDimCount];
+  SiteThread thread;  // filled by CompleteSite after the first create
+  bool logged;        // its log line was written
   SiteStack stack;
 };
 

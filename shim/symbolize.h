@@ -32,12 +32,14 @@ namespace pristine {
 // The modules loaded in the process, listed once per report write.
 class ModuleMap {
  public:
+  // No default member initializers: a ModuleMap lives in fresh anonymous
+  // memory, and Load fills what it uses.
   struct Module {
-    uintptr_t bias = 0;
-    uintptr_t lo = 0, hi = 0;  // the span of its executable segments
-    bool is_exe = false;
-    char build_id[41] = {};   // hex, up to 20 bytes; empty if none
-    char path[512] = {};
+    uintptr_t bias;
+    uintptr_t lo, hi;  // the span of its executable segments
+    bool is_exe;
+    char build_id[41];  // hex, up to 20 bytes; empty if none
+    char path[512];
   };
 
   // Lists the loaded modules; `exe_path` names the main program (its link

@@ -148,6 +148,19 @@ class Module {
     Dwarf_Die* cudie = dwfl_module_addrdie(mod_, addr, &bias);
     Dwarf_Die* scopes = nullptr;
     int nscopes = cudie != nullptr ? dwarf_getscopes(cudie, addr - bias, &scopes) : 0;
+    if (nscopes > 0) {
+      // The chain of DIEs enclosing the innermost scope, inlined instances
+      // and the function they were inlined into included (as eu-addr2line -i).
+      Dwarf_Die inner;
+      Dwarf_Addr dbias = 0;
+      Dwarf* dwarf = dwfl_module_getdwarf(mod_, &dbias);
+      Dwarf_Off off = dwarf_dieoffset(&scopes[0]);
+      free(scopes);
+      scopes = nullptr;
+      nscopes = dwarf != nullptr && dwarf_offdie(dwarf, off, &inner) != nullptr
+                    ? dwarf_getscopes_die(&inner, &scopes)
+                    : 0;
+    }
     Dwarf_Files* files = nullptr;
     if (cudie != nullptr) dwarf_getsrcfiles(cudie, &files, nullptr);
     for (int i = 0; i < nscopes; ++i) {
