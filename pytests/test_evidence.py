@@ -340,21 +340,35 @@ def test_libunwind_is_not_loaded_from_a_chroot(tmp_path):
 
 
 def test_module_files_are_not_read_at_exit(tmp_path):
-    """The program's own file is replaced by a FIFO before it exits: writing the report does not
-    open it (the old symbolizer hung there)."""
-    exe = tmp_path / "evidence"
-    shutil.copy(EVIDENCE, exe)
-    p = start([exe, "three-sites", "--hold"], f"report={tmp_path}/r.%p.json")
-    exe.unlink()
-    os.mkfifo(exe)
+    """A library in the creating stacks (a copy of libstdc++, where std::thread creates) is
+    replaced by a FIFO before the program exits: writing the report does not open it (the old
+    exit-time symbolizer hung there, or crashed on a crafted file)."""
+    libstdcxx = subprocess.run(["/usr/bin/python3", "-c", "import ctypes.util,sys;"
+                                "print(ctypes.util.find_library('stdc++'))"],
+                               capture_output=True, text=True).stdout.strip()
+    source = next((pathlib.Path(d) / libstdcxx for d in ("/lib/x86_64-linux-gnu",
+                   "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
+                   "/usr/lib/aarch64-linux-gnu") if (pathlib.Path(d) / libstdcxx).exists()), None)
+    if not libstdcxx or source is None:
+        pytest.fail("libstdc++ not found")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    copy = lib / libstdcxx
+    shutil.copy(source, copy)
+    p = start([EVIDENCE, "three-sites", "--hold"], f"report={tmp_path}/r.%p.json",
+              env={"LD_LIBRARY_PATH": str(lib)})
+    copy.unlink()
+    os.mkfifo(copy)
     p.stdin.close()
     try:
         assert p.wait(timeout=30) == 0
     finally:
         if p.poll() is None:
             p.kill()
+            p.wait()
     doc = json.loads((tmp_path / f"r.{p.pid}.json").read_text())
     assert doc["final"] is True and len(doc["sites"]) == 3
+    assert any(f["module"] == str(copy) for s in doc["sites"] for f in s["frames"]), doc
 
 
 def test_frames_in_no_module_carry_no_absolute_address(tmp_path):
