@@ -50,6 +50,9 @@ constexpr NsName kNamespaces[] = {
 };
 constexpr int kNsCount = sizeof kNamespaces / sizeof kNamespaces[0];
 
+// What the pristine library names its own threads.
+constexpr char kLibraryThreadName[] = "pristine-tmpl";
+
 struct ThreadState {
   int tid = 0;
   std::string name;
@@ -290,6 +293,9 @@ Outcome ScanProcess(int pid, ProcessResult* out, std::string* error) {
   for (int tid : tids) {
     if (tid == pid) continue;
     ThreadState t = ReadThread(pid, tid);
+    // The library's own template and spare threads (kTemplateName in
+    // shim/template_thread.cc) block every signal by design: not drift.
+    if (t.name == kLibraryThreadName) continue;
     std::vector<Difference> d = Differences(main, t);
     if (!d.empty()) out->drifting.push_back({tid, t.name, d});
   }
@@ -345,7 +351,8 @@ const char kUsage[] =
     "for children, user), a private fs_struct or fd table (kcmp), cwd, root, umask, CPU\n"
     "affinity, signal mask, capabilities, no_new_privs, seccomp and uid/gid/groups.\n"
     "One line per drifting thread: pid, command, tid, thread name and each difference\n"
-    "(main thread's value, thread's value). Works without the pristine library.\n"
+    "(main thread's value, thread's value). Works without the pristine library; the\n"
+    "library's own threads (\"pristine-tmpl\", every signal blocked) are not listed.\n"
     "\n"
     "  --pid PID   scan this process only (repeatable); default: every process\n"
     "  --json      one JSON object on stdout instead of lines\n"
