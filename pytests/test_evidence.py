@@ -561,3 +561,38 @@ def test_scan_errors_and_conventions():
     assert v.returncode == 0 and v.stdout.startswith("pristine-scan "), v
     h = scan("--help")
     assert h.returncode == 0 and "--pid" in h.stdout and "--json" in h.stdout
+
+
+def test_scan_does_not_list_the_librarys_own_threads():
+    """Under the library the template and spares block every signal: not drift."""
+    p = subprocess.Popen([str(EVIDENCE), "drift", "--hold"], env=clean_env(True, None),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready", p.stderr.read()
+        tasks = os.listdir(f"/proc/{p.pid}/task")
+        names = [pathlib.Path(f"/proc/{p.pid}/task/{t}/comm").read_text().strip() for t in tasks]
+        assert "pristine-tmpl" in names, names
+        out = scan("--pid", p.pid)
+        assert out.returncode == 1, out
+        [line] = out.stdout.splitlines()
+        assert " net (main " in line and "pristine-tmpl" not in line, out.stdout
+    finally:
+        p.stdin.close()
+        p.wait(timeout=TIMEOUT)
+
+
+def test_scan_man_page_renders_without_warnings():
+    page = ROOT / "man" / "pristine-scan.1"
+    out = subprocess.run(["man", "--warnings", "-l", str(page)], capture_output=True, text=True,
+                         timeout=TIMEOUT, env=dict(os.environ, MANWIDTH="80", MAN_KEEP_FORMATTING="0"))
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    text = re.sub(r".\x08", "", out.stdout)  # overstrike bold and underline
+    assert "EXIT STATUS" in text and "--pid" in text.replace("\u2010", "-"), text
+
+
+def test_bad_option_warning_does_not_echo_control_bytes():
+    proc = run([PROBE, "--exit-normally"], "\x1b]2;owned\x07=1:mode=\x1b[31m")
+    assert "PRISTINE_OPTIONS" in proc.stderr, proc.stderr
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", proc.stderr), repr(proc.stderr)
+    assert "\\x1b" in proc.stderr, proc.stderr
