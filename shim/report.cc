@@ -504,8 +504,9 @@ void WriteReportFile(State* s, int nsites, int nchanges, bool final) {
 
 // Brings the log and the report up to date: logs the sites not logged yet and
 // rewrites the report. `final`: at exit (streams are written then only).
-// Never waits for another writer except at exit, boundedly.
-void Flush(bool final) {
+// Never waits for another writer except at exit, boundedly. (The analysis
+// cannot follow a lock held according to a TryLock result across a loop.)
+void Flush(bool final) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   State* s = g_state.load(std::memory_order_acquire);
   if (s == nullptr) return;
   bool locked = g_writer.TryLock();
