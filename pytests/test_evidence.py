@@ -115,7 +115,7 @@ def test_report_counts_a_create_whose_thread_exits_the_process_at_once(tmp_path)
     taskset = shutil.which("taskset")
     if taskset is None:
         pytest.fail("taskset (util-linux) is missing")
-    run([taskset, "-c", "0", EVIDENCE, "exit-race"], f"report={tmp_path}/r.%p.json")
+    run([taskset, "-c", "0", EVIDENCE, "exit-race", "--fs"], f"report={tmp_path}/r.%p.json")
     doc = json.loads(only_report(tmp_path).read_text())
     assert doc["forwarded"] == 1 and doc["tainted"] == 1, doc
     assert doc["decisions"]["forwarded"] == 1, doc
@@ -249,13 +249,13 @@ def test_planted_temporary_name_is_neither_followed_nor_opened(tmp_path, plant):
     else:
         os.mkfifo(planted)
     proc = subprocess.run(["unshare", "--pid", "--fork", "env", f"LD_PRELOAD={SHIM}",
-                           f"PRISTINE_OPTIONS=report={out}/r.json", str(PROBE), "--taint", "net",
+                           f"PRISTINE_OPTIONS=report={out}/r.json", str(PROBE), "--taint", "fs",
                            "--exit-normally"], env=clean_env(), capture_output=True, text=True,
                           timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     assert victim.read_text() == "precious\n"
     report = out / "r.json"
-    assert json.loads(report.read_text())["forwarded"] == 1
+    assert json.loads(report.read_text())["tainted"] == 1
     assert stat.S_IMODE(report.stat().st_mode) == 0o600
 
 
@@ -438,7 +438,7 @@ def _two_reports(tmp_path):
 def test_report_tool_reads_stdin_and_directories(tmp_path):
     reports = _two_reports(tmp_path)
     by_dir = symbolized(tmp_path)
-    assert by_dir["reports"] == 2 and by_dir["forwarded"] == 1, by_dir
+    assert by_dir["reports"] == 2 and by_dir["tainted"] == 1, by_dir
     one = pristine_report("--json", "-", input=reports[0].read_text())
     assert one.returncode == 0 and json.loads(one.stdout)["reports"] == 1, one.stderr
 
@@ -565,7 +565,7 @@ def test_scan_errors_and_conventions():
 
 def test_scan_does_not_list_the_librarys_own_threads():
     """Under the library the template and spares block every signal: not drift."""
-    p = subprocess.Popen([str(EVIDENCE), "drift", "--hold"], env=clean_env(True, None),
+    p = subprocess.Popen([str(EVIDENCE), "drift", "--fs", "--hold"], env=clean_env(True, None),
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     try:
@@ -576,7 +576,8 @@ def test_scan_does_not_list_the_librarys_own_threads():
         out = scan("--pid", p.pid)
         assert out.returncode == 1, out
         [line] = out.stdout.splitlines()
-        assert " net (main " in line and "pristine-tmpl" not in line, out.stdout
+        assert " fs (main shared, thread private)" in line, out.stdout
+        assert "pristine-tmpl" not in line, out.stdout
     finally:
         p.stdin.close()
         p.wait(timeout=TIMEOUT)

@@ -49,7 +49,6 @@ using report_internal::g_created;
 namespace {
 
 constexpr int kSchemaVersion = 2;
-constexpr int kDecisionCount = 4;
 
 std::atomic<uint64_t> g_forwarded{0};
 std::atomic<uint64_t> g_tainted{0};
@@ -100,6 +99,8 @@ std::atomic<State*> g_state{nullptr};
 // keeps the pointers).
 const char* ReasonFor(DimSet taint, Decision decision, bool forwarded_ok) {
   switch (decision) {
+    case Decision::kRepaired:
+      return nullptr;
     case Decision::kForward:
       return forwarded_ok ? nullptr : "no template thread serves creates (pass-through)";
     case Decision::kAudited:
@@ -111,6 +112,8 @@ const char* ReasonFor(DimSet taint, Decision decision, bool forwarded_ok) {
     case Decision::kDirect:
       if (CurrentOptions().mode == Mode::kOff) return "mode=off";
       return "inherited dimensions only";
+    case Decision::kCount:
+      break;
   }
   return "?";
 }

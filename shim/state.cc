@@ -11,13 +11,15 @@
 
 #include <cstring>
 
+#include "proc_fd.h"
 #include "raw_syscall.h"
 
 namespace pristine {
 namespace {
 
-// Writes "/proc/thread-self/<leaf>", "/proc/self/task/<tid>/<leaf>" or
-// "/proc/<pid>/task/<tid>/<leaf>".
+// Writes "thread-self/<leaf>", "self/task/<tid>/<leaf>" or
+// "<pid>/task/<tid>/<leaf>", relative to the library's /proc descriptor
+// (proc_fd.h).
 void ThreadProcPath(int pid, int tid, const char* leaf, char* out, size_t cap) {
   size_t n = 0;
   auto put = [&](const char* s) {
@@ -30,9 +32,8 @@ void ThreadProcPath(int pid, int tid, const char* leaf, char* out, size_t cap) {
     while (d && n + 1 < cap) out[n++] = digits[--d];
   };
   if (pid == 0 && tid == 0) {
-    put("/proc/thread-self/");
+    put("thread-self/");
   } else {
-    put("/proc/");
     if (pid == 0) put("self");
     else put_number(pid);
     put("/task/");
@@ -47,10 +48,29 @@ void ThreadProcPath(int tid, const char* leaf, char* out, size_t cap) {
   ThreadProcPath(0, tid, leaf, out, cap);
 }
 
+}  // namespace
 
-// Reads a small /proc file into buf (NUL-terminated); returns its length or -1.
+const char* NamespaceLeaf(Dim ns) {
+  switch (ns) {
+    case Dim::kNet: return "ns/net";
+    case Dim::kUts: return "ns/uts";
+    case Dim::kIpc: return "ns/ipc";
+    case Dim::kMnt: return "ns/mnt";
+    case Dim::kCgroup: return "ns/cgroup";
+    case Dim::kPid: return "ns/pid_for_children";
+    case Dim::kTime: return "ns/time_for_children";
+    default: return nullptr;
+  }
+}
+
+namespace {
+
+// Reads a small /proc file (a path relative to /proc) into buf
+// (NUL-terminated); returns its length or -1.
 long ReadSmallFile(const char* path, char* buf, size_t cap) {
-  long fd = RawSyscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  int proc = ProcFd();
+  if (proc < 0) return -1;
+  long fd = RawSyscall(SYS_openat, proc, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   size_t n = 0;
   while (n + 1 < cap) {
@@ -117,52 +137,17 @@ int NamespaceCloneFlag(Dim ns) {
   }
 }
 
-const char* NamespaceLinkName(Dim ns) {
-  switch (ns) {
-    case Dim::kNet: return "net";
-    case Dim::kUts: return "uts";
-    case Dim::kIpc: return "ipc";
-    case Dim::kMnt: return "mnt";
-    case Dim::kCgroup: return "cgroup";
-    case Dim::kPid: return "pid_for_children";
-    case Dim::kTime: return "time_for_children";
-    default: return nullptr;
-  }
-}
-
-bool ReadNamespaceInode(int pid, int tid, const char* link, uint64_t* id) {
-  char leaf[40] = "ns/";
-  size_t n = 3;
-  while (*link && n + 1 < sizeof leaf) leaf[n++] = *link++;
-  leaf[n] = '\0';
-  char path[80];
-  ThreadProcPath(pid, tid, leaf, path, sizeof path);
+bool ReadNamespaceId(int tid, Dim ns, uint64_t* id) {
+  const char* leaf = NamespaceLeaf(ns);
+  if (leaf == nullptr) return false;
+  int proc = ProcFd();
+  if (proc < 0) return false;
+  char path[64];
+  ThreadProcPath(tid, leaf, path, sizeof path);
   struct stat st;
-  if (RawSyscall(SYS_newfstatat, AT_FDCWD, path, &st, 0) != 0) return false;
+  if (RawSyscall(SYS_newfstatat, proc, path, &st, 0) != 0) return false;
   *id = st.st_ino;
   return true;
-}
-
-bool ReadNamespaceId(int tid, Dim ns, uint64_t* id) {
-  const char* link = NamespaceLinkName(ns);
-  return link != nullptr && ReadNamespaceInode(0, tid, link, id);
-}
-
-long ReadThreadLink(int pid, int tid, const char* leaf, char* out, unsigned long cap) {
-  char path[64];
-  ThreadProcPath(pid, tid, leaf, path, sizeof path);
-  if (cap == 0) return -1;
-  long n = RawSyscall(SYS_readlinkat, AT_FDCWD, path, out, cap - 1);
-  if (n < 0) return -1;
-  out[n] = '\0';
-  return n;
-}
-
-int KcmpThreads(int tid_a, int tid_b, Dim fs_or_files) {
-  int type = fs_or_files == Dim::kFs ? KCMP_FS : KCMP_FILES;
-  long r = RawSyscall(SYS_kcmp, tid_a, tid_b, type, 0, 0);
-  if (r < 0) return -1;
-  return r == 0 ? 1 : 0;
 }
 
 int SharesWith(int other_tid, Dim fs_or_files) {
@@ -199,7 +184,9 @@ void ReadName(char out[16]) {
   out[15] = '\0';
 }
 
-static bool ParseSecurity(const char* buf, SecurityState* out) {
+namespace {
+
+bool ParseSecurity(const char* buf, SecurityState* out) {
   const char* f;
   if (!(f = FindField(buf, "CapInh"))) return false;
   out->cap_inh = ParseHex(f);
@@ -216,6 +203,8 @@ static bool ParseSecurity(const char* buf, SecurityState* out) {
   out->groups_hash = HashLine(FindField(buf, "Groups"));
   return true;
 }
+
+}  // namespace
 
 bool ReadSecurity(int tid, SecurityState* out) {
   char path[64];
@@ -241,6 +230,45 @@ bool ReadThreadStatus(int pid, int tid, ThreadStatus* out) {
     out->umask = mask;
   }
   return true;
+}
+
+bool ReadNamespaceInode(int pid, int tid, const char* link, uint64_t* id) {
+  int proc = ProcFd();
+  if (proc < 0) return false;
+  char leaf[40] = "ns/";
+  size_t n = 3;
+  while (*link && n + 1 < sizeof leaf) leaf[n++] = *link++;
+  leaf[n] = '\0';
+  char path[80];
+  ThreadProcPath(pid, tid, leaf, path, sizeof path);
+  struct stat st;
+  if (RawSyscall(SYS_newfstatat, proc, path, &st, 0) != 0) return false;
+  *id = st.st_ino;
+  return true;
+}
+
+long ReadThreadLink(int pid, int tid, const char* leaf, char* out, unsigned long cap) {
+  int proc = ProcFd();
+  if (proc < 0 || cap == 0) return -1;
+  char path[64];
+  ThreadProcPath(pid, tid, leaf, path, sizeof path);
+  long n = RawSyscall(SYS_readlinkat, proc, path, out, cap - 1);
+  if (n < 0) return -1;
+  out[n] = '\0';
+  return n;
+}
+
+int KcmpThreads(int tid_a, int tid_b, Dim fs_or_files) {
+  int type = fs_or_files == Dim::kFs ? KCMP_FS : KCMP_FILES;
+  long r = RawSyscall(SYS_kcmp, tid_a, tid_b, type, 0, 0);
+  if (r < 0) return -1;
+  return r == 0 ? 1 : 0;
+}
+
+void WaitUntilThreadReleased(int tid) {
+  if (tid <= 0) return;
+  int pid = RawGetpid();
+  while (RawSyscall(SYS_tgkill, pid, tid, 0) != -ESRCH) RawSyscall(SYS_sched_yield);
 }
 
 DimSet SecurityDifferences(const SecurityState& a, const SecurityState& b) {

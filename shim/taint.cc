@@ -102,6 +102,8 @@ DimSet CurrentTaint(bool strict) {
 
 bool ThreadRecordedChanges() { return (t_taint.pending | t_taint.known) != 0; }
 
+DimSet ThreadRecordedDims() { return DimSet(t_taint.pending | t_taint.known); }
+
 ThreadTaint InheritedTaint() {
   ThreadTaint child;
   child.pending = (DimSet(t_taint.pending | t_taint.known) - kUnverifiable).bits();

@@ -90,6 +90,10 @@ DimSet CurrentTaint(bool strict);
 // to be clean (pending or known dimensions), regardless of epochs.
 bool ThreadRecordedChanges();
 
+// The dimensions in which the calling thread may differ from the baseline by
+// its own record (pending or known), regardless of epochs.
+DimSet ThreadRecordedDims();
+
 // The record a thread created directly (not forwarded) by the calling thread
 // should start with: it inherits the caller's state, so whatever the caller
 // had is pending on the child too.

@@ -24,7 +24,8 @@
 //                       namespace, then everything waits (for pristine-scan)
 //   clean               a worker that changes nothing, then waits
 // --hold: print "ready" once done and wait for a line (or EOF) on stdin before
-// exiting normally. Exit status 0; 3 when the machine cannot do the set-up.
+// exiting normally. --fs: "tainted" means a private fs_struct (unshare(CLONE_FS)),
+// which only a forwarded create isolates, instead of a network namespace. Exit status 0; 3 when the machine cannot do the set-up.
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -45,6 +46,7 @@ std::string g_mode;
 std::string g_arg;
 bool g_hold = false;
 bool g_exit_from_worker = false;
+bool g_fs = false;  // --fs: taint with a private fs_struct instead of a network namespace
 sem_t g_worker_ready;
 
 [[noreturn]] void Unsupported(const char* what) {
@@ -64,7 +66,11 @@ void Hold() {
 void Nothing() {}
 
 __attribute__((noinline)) void EnterNetns() {
-  if (unshare(CLONE_NEWNET) != 0) Unsupported("unshare(CLONE_NEWNET)");
+  if (g_fs) {
+    if (unshare(CLONE_FS) != 0) Unsupported("unshare(CLONE_FS)");
+  } else if (unshare(CLONE_NEWNET) != 0) {
+    Unsupported("unshare(CLONE_NEWNET)");
+  }
 }
 
 __attribute__((noinline)) void SpawnThree() {
@@ -174,6 +180,7 @@ int main(int argc, char** argv) {
   for (int i = 2; i < argc; ++i) {
     if (strcmp(argv[i], "--hold") == 0) g_hold = true;
     else if (strcmp(argv[i], "--exit-from-worker") == 0) g_exit_from_worker = true;
+    else if (strcmp(argv[i], "--fs") == 0) g_fs = true;
     else g_arg = argv[i];
   }
   if (g_mode == "reuse-stderr") {

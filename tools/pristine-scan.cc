@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "dimension.h"
+#include "proc_fd.h"
 #include "state.h"
 
 #ifndef PRISTINE_VERSION
@@ -404,6 +405,12 @@ int main(int argc, char** argv) {
       std::cerr << "pristine-scan: unknown argument " << Printable(a) << "\n" << kUsage;
       return 2;
     }
+  }
+  // The library's readers resolve /proc paths against this descriptor.
+  pristine::OpenProcFdInBaseline();
+  if (pristine::ProcFd() < 0) {
+    std::cerr << "pristine-scan: cannot open /proc\n";
+    return 2;
   }
   bool all = pids.empty();
   if (all) {
