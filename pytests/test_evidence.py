@@ -248,7 +248,7 @@ def test_planted_temporary_name_is_neither_followed_nor_opened(tmp_path, plant):
         planted.symlink_to(victim)
     else:
         os.mkfifo(planted)
-    proc = subprocess.run(["unshare", "--pid", "--fork", "env", f"LD_PRELOAD={SHIM}",
+    proc = subprocess.run(["unshare", "--pid", "--fork", "--kill-child", "env", f"LD_PRELOAD={SHIM}",
                            f"PRISTINE_OPTIONS=report={out}/r.json", str(PROBE), "--taint", "fs",
                            "--exit-normally"], env=clean_env(), capture_output=True, text=True,
                           timeout=TIMEOUT)
