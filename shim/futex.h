@@ -57,6 +57,13 @@ class ABSL_LOCKABLE FutexMutex {
     }
   }
 
+  // Takes the lock if it is free; never waits (for paths that may run in a
+  // signal handler that interrupted a holder).
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
+    uint32_t c = 0;
+    return state_.compare_exchange_strong(c, 1, std::memory_order_acquire);
+  }
+
   void Unlock() ABSL_UNLOCK_FUNCTION() {
     if (state_.exchange(0, std::memory_order_release) == 2) FutexWakeOne(&state_);
   }

@@ -195,9 +195,12 @@ void Initialise() {
   DefineBaselineHere(OtherThreads::kNone, g_pid.load(std::memory_order_relaxed));
 }
 
-// Runs in a half-initialised process, before main, on the loading thread.
-__attribute__((constructor)) void OnLibraryLoad() {
+// The library's one load hook. Runs in a half-initialised process, before
+// main, on the loading thread; the dynamic loader passes the program's
+// (argc, argv, envp).
+__attribute__((constructor)) void OnLibraryLoad(int argc, char** argv, char**) {
   g_main_thread.store(pthread_self(), std::memory_order_relaxed);
+  ReportSaveArgs(argc, argv);
   EnsureInitialized();
 }
 
