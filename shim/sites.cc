@@ -12,6 +12,7 @@
 
 #include <new>
 
+#include "dlsym.h"
 #include "futex.h"
 #include "interpose.h"
 #include "raw_syscall.h"
@@ -67,7 +68,7 @@ void ResolveUnwinder() {
   // RTLD_LOCAL: libunwind's own backtrace and _Unwind_* must not interpose on
   // the host's.
   void* h = LIBC(dlopen)("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-  if (h != nullptr) fn = reinterpret_cast<BacktraceFn>(dlsym(h, "unw_backtrace"));
+  if (h != nullptr) fn = reinterpret_cast<BacktraceFn>(LibcDlsym()(h, "unw_backtrace"));
   g_is_libunwind.store(fn != nullptr, std::memory_order_relaxed);
   if (fn == nullptr) fn = LIBC(backtrace);
   g_unwinder.store(fn, std::memory_order_release);
