@@ -29,17 +29,18 @@ def frame_functions(site):
 
 
 def test_report_counts_and_names_the_creating_function(run_probe, tmp_path):
-    r = run_probe(["--taint", "net", "--child-creates", "4", "--exit-normally"], shim=True,
+    # fs: isolated only by forwarding (a namespace would be repaired by the new thread).
+    r = run_probe(["--taint", "fs", "--child-creates", "4", "--exit-normally"], shim=True,
                   options=f"report={tmp_path}/r.%p.json")
     doc = read_report(tmp_path, r)
     assert doc["pid"] == r["pid"]
     # The worker and its four children.
     assert doc["created"] == 5, doc
     assert doc["forwarded"] == 4, doc
-    assert doc["dimensions"] == {"net": 4}, doc
+    assert doc["dimensions"] == {"fs": 4}, doc
     assert doc["decisions"]["forwarded"] == 4, doc
     [site] = doc["sites"]
-    assert site["count"] == 4 and site["dimensions"] == ["net"], site
+    assert site["count"] == 4 and site["dimensions"] == ["fs"], site
     assert site["decision"] == "forwarded" and site["reason"] is None, site
     assert 1 <= len(site["frames"]) <= 16, site
     for f in site["frames"]:
@@ -65,7 +66,7 @@ def test_report_site_through_other_apis(run_probe, tmp_path, api):
 
 
 def test_report_restricted_site_says_why(run_probe, tmp_path):
-    r = run_probe(["--taint", "net", "--taint", "seccomp", "--exit-normally"], shim=True,
+    r = run_probe(["--taint", "fs", "--taint", "seccomp", "--exit-normally"], shim=True,
                   options=f"report={tmp_path}/r.%p.json")
     doc = read_report(tmp_path, r)
     [site] = doc["sites"]
@@ -117,8 +118,8 @@ def test_multi_process_reports_one_per_pid_and_merge(tmp_path):
     if not SHIM.exists():
         pytest.skip("shim not built")
     env = dict(os.environ, LD_PRELOAD=str(SHIM), PRISTINE_OPTIONS=f"report={tmp_path}/x.%p.json")
-    script = (f"{PROBE} --taint net --child-creates 2 --exit-normally; "
-              f"{PROBE} --taint net --child-creates 3 --exit-normally; true")
+    script = (f"{PROBE} --taint fs --child-creates 2 --exit-normally; "
+              f"{PROBE} --taint fs --child-creates 3 --exit-normally; true")
     proc = subprocess.run(["/bin/sh", "-c", script], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -146,7 +147,7 @@ def test_forked_child_writes_its_own_report(tmp_path):
     if not SHIM.exists():
         pytest.skip("shim not built")
     env = dict(os.environ, LD_PRELOAD=str(SHIM), PRISTINE_OPTIONS=f"report={tmp_path}/f.%p.json")
-    script = f"( {PROBE} --taint net --child-creates 2 --exit-normally >/dev/null; exit 0 ); exit 0"
+    script = f"( {PROBE} --taint fs --child-creates 2 --exit-normally >/dev/null; exit 0 ); exit 0"
     proc = subprocess.run(["/bin/bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -159,7 +160,7 @@ def test_forked_child_writes_its_own_report(tmp_path):
 
 def test_report_to_a_non_regular_file_is_written_in_place(run_probe):
     """report=/dev/stderr: written to the stream, never renamed over the device."""
-    r = run_probe(["--taint", "net", "--exit-normally"], shim=True, options="report=/dev/stderr")
+    r = run_probe(["--taint", "fs", "--exit-normally"], shim=True, options="report=/dev/stderr")
     docs = [json.loads(line) for line in r["_stderr"].splitlines() if line.startswith('{"pid"')]
     assert len(docs) == 1 and docs[0]["forwarded"] == 1, describe(r)
     assert os.path.exists("/dev/stderr")

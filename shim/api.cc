@@ -18,16 +18,6 @@ namespace {
 // Must match the enum in include/pristine.h (the header names the bits).
 static_assert(kDimCount == 18, "update PRISTINE_DIM_* in include/pristine.h");
 
-// Whether a baseline exists to compare with: the shim is active (not
-// mode=off, not passing through after a failure). The baseline is defined at
-// load, whether or not the template has started yet.
-bool BaselineAvailable() {
-  EnsureInitialized();
-  EnsureBaselineSnapshot();
-  return lifecycle_internal::g_state.load(std::memory_order_acquire) ==
-         lifecycle_internal::kActive;
-}
-
 }  // namespace
 }  // namespace pristine
 

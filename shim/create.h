@@ -17,10 +17,6 @@ int CreateThread(pthread_t* thread, const pthread_attr_t* attr,
 // thrd_create semantics exactly (thrd_success, thrd_nomem, thrd_error).
 int CreateC11Thread(thrd_t* thread, thrd_start_t start, void* arg);
 
-// Forked child only: the setup blocks of threads that were starting in the
-// parent are free again.
-void ForgetSetupBlocksAfterFork();
-
 // For libc calls that make glibc create threads internally, through its own
 // pthread_create, which no interposer sees (timer_create and mq_notify with
 // SIGEV_THREAD, getaddrinfo_a, POSIX aio): runs `call(ctx)` on the template

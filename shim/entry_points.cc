@@ -110,6 +110,7 @@ PRISTINE_EXPORT int setns(int fd, int nstype) {
   if (flags & (CLONE_NEWUSER | CLONE_NEWNS | NamespaceCloneFlag(Dim::kTime))) {
     struct Args { int fd, nstype; } args{fd, nstype};
     rc = RunSingleThreadedChange(
+        dims,
         [](void* p) {
           Args* a = static_cast<Args*>(p);
           return REAL(setns)(a->fd, a->nstype);
@@ -127,8 +128,8 @@ PRISTINE_EXPORT int unshare(int flags) {
   DimSet dims = DimsChangedByUnshare(flags);
   int rc;
   if (flags & CLONE_NEWUSER) {
-    rc = RunSingleThreadedChange([](void* p) { return REAL(unshare)(*static_cast<int*>(p)); },
-                                 &flags);
+    rc = RunSingleThreadedChange(
+        dims, [](void* p) { return REAL(unshare)(*static_cast<int*>(p)); }, &flags);
   } else {
     BeforeChange(dims, true);
     rc = REAL(unshare)(flags);
@@ -157,11 +158,13 @@ PRISTINE_EXPORT int pthread_setaffinity_np(pthread_t thread, size_t size,
 // What glibc's pthread_sigmask does (sysdeps/unix/sysv/linux/pthread_sigmask.c):
 // never let the program block glibc's two internal signals, then the system
 // call. Done here rather than through the real function so that a signal
-// handler calling it never needs the real function looked up.
+// handler calling it never needs the real function looked up. Async-signal-
+// safe, as POSIX requires: no lock, no lookup, no initialisation (a mask's
+// baseline is read when the baseline is defined), only the thread's own
+// record.
 PRISTINE_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
   uint64_t mask;
   if (set != nullptr) {
-    BeforeChange(Dim::kSigmask, true);
     memcpy(&mask, set, sizeof mask);
     mask &= ~kGlibcInternalSignals;
   }
@@ -171,6 +174,7 @@ PRISTINE_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old)
   return rc < 0 ? static_cast<int>(-rc) : 0;
 }
 
+// Async-signal-safe, as pthread_sigmask.
 PRISTINE_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
   int rc = pthread_sigmask(how, set, old);
   if (rc != 0) {
@@ -261,11 +265,14 @@ PRISTINE_EXPORT int capset(void* header, const void* data) {
 
 // glibc's set*id functions change every thread of the process (glibc
 // broadcasts them), the template included: the baseline moves with them.
-#define PRISTINE_PROCESS_WIDE_CRED(name, params, args) \
-  PRISTINE_EXPORT int name params {                    \
-    int rc = REAL(name) args;                          \
-    NoteProcessWideSecurityChange();                 \
-    return rc;                                         \
+#define PRISTINE_PROCESS_WIDE_CRED(name, params, args)           \
+  PRISTINE_EXPORT int name params {                              \
+    bool restart = BeforeProcessWideCredentialChange();          \
+    int rc = REAL(name) args;                                    \
+    int saved_errno = errno;                                     \
+    AfterProcessWideCredentialChange(restart);                   \
+    errno = saved_errno;                                         \
+    return rc;                                                   \
   }
 PRISTINE_PROCESS_WIDE_CRED(setuid, (uid_t u), (u))
 PRISTINE_PROCESS_WIDE_CRED(seteuid, (uid_t u), (u))
@@ -277,6 +284,23 @@ PRISTINE_PROCESS_WIDE_CRED(setregid, (gid_t r, gid_t e), (r, e))
 PRISTINE_PROCESS_WIDE_CRED(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))
 PRISTINE_PROCESS_WIDE_CRED(setgroups, (size_t n, const gid_t* g), (n, g))
 #undef PRISTINE_PROCESS_WIDE_CRED
+
+// setfsuid and setfsgid change the calling thread alone (glibc does not
+// broadcast them): a thread that switched its filesystem ids differs in
+// credentials, which a forwarded thread must keep.
+PRISTINE_EXPORT int setfsuid(uid_t uid) {
+  BeforeChange(Dim::kCreds, true);
+  int rc = REAL(setfsuid)(uid);
+  NoteSelfChange(Dim::kCreds);
+  return rc;
+}
+
+PRISTINE_EXPORT int setfsgid(gid_t gid) {
+  BeforeChange(Dim::kCreds, true);
+  int rc = REAL(setfsgid)(gid);
+  NoteSelfChange(Dim::kCreds);
+  return rc;
+}
 
 // syscall(2): the same changes made without libc's wrappers. Raw credential
 // calls change only the calling thread (unlike glibc's wrappers).
@@ -333,7 +357,9 @@ PRISTINE_EXPORT long syscall(long nr, ...) {
     default:
       break;
   }
-  if (!self_dims.empty() || cross) BeforeChange(self_dims, !cross);
+  // A signal mask alone needs nothing before it (and may come from a signal
+  // handler).
+  if (cross || !(self_dims - Dim::kSigmask).empty()) BeforeChange(self_dims, !cross);
   // What glibc's syscall() does: the raw call, errno on failure.
   long rc = SyscallResult(RawSyscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
   if (!self_dims.empty()) NoteSelfChange(self_dims);

@@ -55,6 +55,10 @@ struct Parser {
       if (Equals(val, vlen, "load")) out->baseline = BaselineMode::kLoad;
       else if (Equals(val, vlen, "first-thread")) out->baseline = BaselineMode::kFirstThread;
       else Bad(tok, len, "baseline accepts load or first-thread");
+    } else if (Equals(key, klen, "forward")) {
+      if (Equals(val, vlen, "auto")) out->forward_all = false;
+      else if (Equals(val, vlen, "all")) out->forward_all = true;
+      else Bad(tok, len, "forward accepts auto or all");
     } else if (Equals(key, klen, "report")) {
       if (vlen == 0 || vlen >= kMaxPathLen) {
         Bad(tok, len, "report accepts a file path (up to 511 bytes; %p becomes the pid)");

@@ -33,6 +33,7 @@ struct Options {
   LogDest log = LogDest::kStderr;
   char log_path[kMaxPathLen] = {};
   char report_path[kMaxPathLen] = {};  // empty: no report
+  bool forward_all = false;  // forward=all: every isolating create is forwarded
 };
 
 // Receives one complete, newline-terminated message per bad token.

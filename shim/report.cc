@@ -38,8 +38,6 @@ using report_internal::g_created;
 
 namespace {
 
-constexpr int kDecisionCount = 4;
-
 std::atomic<uint64_t> g_forwarded{0};
 std::atomic<uint64_t> g_tainted{0};
 std::atomic<uint64_t> g_per_dim[kDimCount];
@@ -54,6 +52,8 @@ char g_report_path[kMaxPathLen + 512];
 // keeps the pointers).
 const char* ReasonFor(DimSet taint, Decision decision, bool forwarded_ok) {
   switch (decision) {
+    case Decision::kRepaired:
+      return nullptr;
     case Decision::kForward:
       return forwarded_ok ? nullptr : "no template thread serves creates (pass-through)";
     case Decision::kAudited:
@@ -65,6 +65,8 @@ const char* ReasonFor(DimSet taint, Decision decision, bool forwarded_ok) {
     case Decision::kDirect:
       if (CurrentOptions().mode == Mode::kOff) return "mode=off";
       return "inherited dimensions only";
+    case Decision::kCount:
+      break;
   }
   return "?";
 }

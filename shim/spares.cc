@@ -6,10 +6,12 @@
 #include <atomic>
 #include <cstdint>
 
+#include "absl/base/attributes.h"
 #include "futex.h"
 #include "interpose.h"
 #include "log.h"
 #include "raw_syscall.h"
+#include "state.h"
 #include "template_thread.h"
 
 namespace pristine {
@@ -35,8 +37,9 @@ constexpr int kMaxSpares = 16;
 //        kRetire   exit.
 constexpr uint32_t kReady = 0, kSleeping = 1, kHanded = 2, kRetire = 3;
 struct Spare {
-  pthread_t thread;   // written by its creator before the slot is published
+  pthread_t thread = 0;  // written by its creator before the slot is published
   FutexWord state{kReady};
+  std::atomic<int> tid{0};  // written by the spare when it starts
   void* (*start)(void*) = nullptr;
   void* arg = nullptr;
   uint32_t generation = 0;  // of the baseline it was created in
@@ -49,8 +52,8 @@ constexpr uint32_t kAllSlotsFree = (1ull << kMaxSpares) - 1;
 // Lock-protected, not lock-free: a slot comes back into use as soon as its
 // spare took its work, an ABA hazard for a lock-free pop. Every critical
 // section is a few instructions; nothing under g_mu waits or creates.
-FutexMutex g_mu;
-Spare g_slots[kMaxSpares];
+ABSL_CONST_INIT FutexMutex g_mu;
+ABSL_CONST_INIT Spare g_slots[kMaxSpares];
 uint32_t g_free_slots ABSL_GUARDED_BY(g_mu) = kAllSlotsFree;
 Spare* g_ready ABSL_GUARDED_BY(g_mu) = nullptr;  // newest first
 int g_ready_count ABSL_GUARDED_BY(g_mu) = 0;
@@ -139,10 +142,9 @@ uint32_t AwaitWork(Spare* self) {
 // calls the start routine it was handed.
 void* SpareMain(void* slot) {
   Spare* self = static_cast<Spare*>(slot);
-  if (AwaitWork(self) == kRetire) {
-    FreeSlot(self);
-    return nullptr;
-  }
+  self->tid.store(RawGettid(), std::memory_order_relaxed);
+  // Retired: the retiring thread frees the slot once it has joined us.
+  if (AwaitWork(self) == kRetire) return nullptr;
   void* (*start)(void*) = self->start;
   void* arg = self->arg;
   uint32_t generation = self->generation;
@@ -179,12 +181,16 @@ void RunRefill(HandoffRequest*) {
   if (batch) SetPolicy(SCHED_OTHER);
 }
 
+// Makes a spare exit, joins it, frees its slot, and waits until the kernel
+// no longer counts it (a single-threaded change retried after a stop).
 void Retire(Spare* s) {
-  pthread_t thread = s->thread;  // the slot is freed by the spare
   if (s->state.exchange(kRetire, std::memory_order_acq_rel) == kSleeping) {
     FutexWakeOne(&s->state);
   }
-  LIBC(pthread_join)(thread, nullptr);
+  LIBC(pthread_join)(s->thread, nullptr);
+  int tid = s->tid.load(std::memory_order_relaxed);
+  FreeSlot(s);
+  WaitUntilThreadReleased(tid);
 }
 
 Spare* Pop() {

@@ -11,14 +11,16 @@
 
 #include <cstring>
 
+#include "proc_fd.h"
 #include "raw_syscall.h"
 
 namespace pristine {
 namespace {
 
-// Writes "/proc/thread-self/<leaf>" or "/proc/self/task/<tid>/<leaf>".
+// Writes "thread-self/<leaf>" or "self/task/<tid>/<leaf>", relative to the
+// library's /proc descriptor (proc_fd.h).
 void ThreadProcPath(int tid, const char* leaf, char* out, size_t cap) {
-  const char* prefix = tid == 0 ? "/proc/thread-self/" : "/proc/self/task/";
+  const char* prefix = tid == 0 ? "thread-self/" : "self/task/";
   size_t n = 0;
   auto put = [&](const char* s) {
     while (*s && n + 1 < cap) out[n++] = *s++;
@@ -35,6 +37,8 @@ void ThreadProcPath(int tid, const char* leaf, char* out, size_t cap) {
   out[n] = '\0';
 }
 
+}  // namespace
+
 const char* NamespaceLeaf(Dim ns) {
   switch (ns) {
     case Dim::kNet: return "ns/net";
@@ -48,9 +52,14 @@ const char* NamespaceLeaf(Dim ns) {
   }
 }
 
-// Reads a small /proc file into buf (NUL-terminated); returns its length or -1.
+namespace {
+
+// Reads a small /proc file (a path relative to /proc) into buf
+// (NUL-terminated); returns its length or -1.
 long ReadSmallFile(const char* path, char* buf, size_t cap) {
-  long fd = RawSyscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  int proc = ProcFd();
+  if (proc < 0) return -1;
+  long fd = RawSyscall(SYS_openat, proc, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   size_t n = 0;
   while (n + 1 < cap) {
@@ -120,10 +129,12 @@ int NamespaceCloneFlag(Dim ns) {
 bool ReadNamespaceId(int tid, Dim ns, uint64_t* id) {
   const char* leaf = NamespaceLeaf(ns);
   if (leaf == nullptr) return false;
+  int proc = ProcFd();
+  if (proc < 0) return false;
   char path[64];
   ThreadProcPath(tid, leaf, path, sizeof path);
   struct stat st;
-  if (RawSyscall(SYS_newfstatat, AT_FDCWD, path, &st, 0) != 0) return false;
+  if (RawSyscall(SYS_newfstatat, proc, path, &st, 0) != 0) return false;
   *id = st.st_ino;
   return true;
 }
@@ -185,6 +196,12 @@ bool ReadSecurity(int tid, SecurityState* out) {
   if ((f = FindField(buf, "Gid"))) ParseDecimals(f, out->gid, 4);
   out->groups_hash = HashLine(FindField(buf, "Groups"));
   return true;
+}
+
+void WaitUntilThreadReleased(int tid) {
+  if (tid <= 0) return;
+  int pid = RawGetpid();
+  while (RawSyscall(SYS_tgkill, pid, tid, 0) != -ESRCH) RawSyscall(SYS_sched_yield);
 }
 
 DimSet SecurityDifferences(const SecurityState& a, const SecurityState& b) {

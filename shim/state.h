@@ -19,7 +19,12 @@ namespace pristine {
 
 // A namespace's identity: the inode of its nsfs file (dev is the same for all).
 // `tid` 0 means the calling thread. Only the seven namespace dimensions.
+// Read through the library's /proc descriptor (proc_fd.h).
 bool ReadNamespaceId(int tid, Dim ns, uint64_t* id);
+
+// The leaf under /proc/<thread>/ of a namespace dimension ("ns/net", ...,
+// "ns/pid_for_children"); null for other dimensions.
+const char* NamespaceLeaf(Dim ns);
 
 // The CLONE_NEW* flag of a namespace dimension (CLONE_NEWPID for kPid, ...).
 int NamespaceCloneFlag(Dim ns);
@@ -51,7 +56,9 @@ constexpr uint64_t kGlibcInternalSignals = (1ull << (32 - 1)) | (1ull << (33 - 1
 // The calling thread's name (comm), NUL-terminated, 16 bytes.
 void ReadName(char out[16]);
 
-// Privileges and restrictions of a thread, from /proc/.../status.
+// Privileges and restrictions of a thread, from its /proc status, read through
+// the library's /proc descriptor (proc_fd.h): a forged /proc inside a chroot
+// is never consulted. `tid` 0 means the calling thread.
 struct SecurityState {
   uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
   int no_new_privs = 0;
@@ -62,6 +69,13 @@ struct SecurityState {
   uint64_t groups_hash = 0;        // of the Groups: line
 };
 bool ReadSecurity(int tid, SecurityState* out);
+
+// Waits until the kernel has released thread `tid` of this process, which has
+// exited and been joined (pthread_join returns when the kernel clears the
+// thread's tid, a moment before it stops counting the thread: a
+// single-threaded change such as unshare(CLONE_NEWUSER) still sees it until
+// then). Any thread; `tid` 0 returns at once.
+void WaitUntilThreadReleased(int tid);
 
 // Which security dimensions differ between `a` (a caller) and `b` (baseline).
 DimSet SecurityDifferences(const SecurityState& a, const SecurityState& b);

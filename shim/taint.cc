@@ -85,22 +85,20 @@ DimSet CurrentTaint(bool strict) {
       check |= kSecurityDims - kUnverifiable;
     }
   }
-  DimSet unverified;
   if (!check.empty()) {
-    DimSet diff = BaselineDifferences(check, &unverified);
+    DimSet diff = BaselineDifferences(check);
     t.known = ((DimSet(t.known) - check) | diff).bits();
   }
-  // What could not be compared now is compared at the next create: never
-  // cached as equal to the baseline.
-  t.pending = unverified.bits();
+  t.pending = 0;
   t.cross_epoch = cross;
   t.rebase_epoch = rebase;
   t.security_epoch = security;
-  // Unknown counts as different, the safe side for every policy.
-  return DimSet(t.known) | unverified;
+  return DimSet(t.known);
 }
 
 bool ThreadRecordedChanges() { return (t_taint.pending | t_taint.known) != 0; }
+
+DimSet ThreadRecordedDims() { return DimSet(t_taint.pending | t_taint.known); }
 
 ThreadTaint InheritedTaint() {
   ThreadTaint child;

@@ -74,14 +74,17 @@ void NoteRebase();
 void NoteProcessWideSecurityChange();
 
 // The calling thread's taint: which dimensions differ from the baseline now.
-// verify=fast reads only what may have changed; verify=strict reads all. A
-// dimension that cannot be compared now (no template while a rebase replaces
-// it) counts as tainted and stays pending. Not on the template thread.
+// verify=fast reads only what may have changed; verify=strict reads all.
+// Not on the template thread.
 DimSet CurrentTaint(bool strict);
 
 // Whether the calling thread has recorded any change since it was last known
 // to be clean (pending or known dimensions), regardless of epochs.
 bool ThreadRecordedChanges();
+
+// The dimensions in which the calling thread may differ from the baseline by
+// its own record (pending or known), regardless of epochs.
+DimSet ThreadRecordedDims();
 
 // The record a thread created directly (not forwarded) by the calling thread
 // should start with: it inherits the caller's state, so whatever the caller

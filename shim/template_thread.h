@@ -11,17 +11,30 @@
 #ifndef PRISTINE_SHIM_TEMPLATE_THREAD_H_
 #define PRISTINE_SHIM_TEMPLATE_THREAD_H_
 
+#include <sched.h>
+
+#include "dimension.h"
 #include "handoff.h"
 
 namespace pristine {
 
 // Starts the template from the calling thread, whose state it inherits: the
-// calling thread must itself be in the baseline state for every dimension
-// outside the snapshot (baseline.h), since the template's state is the
-// baseline's for those. Not on the template; not concurrently with
-// StopTemplate. Returns false (and changes nothing) if the thread could not
-// be created.
-bool StartTemplate();
+// calling thread must be in the baseline state for every dimension that can
+// only be forwarded (kForwardedDims), since the template's are the baseline's
+// for those (lifecycle.h, "The first change"). Where the calling thread
+// differs in what a thread can repair on itself (`reenter`: the baseline's
+// namespaces, the CPU affinity), the template repairs itself before serving.
+// Not on the template; not concurrently with StopTemplate. Returns false (and
+// changes nothing) if the thread could not be created or repaired.
+struct TemplateRepairs {
+  int reenter_fd[kDimCount];  // the baseline's namespaces to re-enter, -1 for none
+  bool set_affinity = false;
+  cpu_set_t affinity;
+};
+bool StartTemplate(const TemplateRepairs& repairs);
+
+// The template's securebits (which a forwarded thread keeps). Only while it runs.
+long TemplateSecurebits();
 
 // Whether a template is serving requests.
 bool TemplateRunning();
@@ -35,9 +48,10 @@ bool RunOnTemplate(HandoffRequest* req);
 // queueing, when no template is serving. Any thread but the template.
 bool PostToTemplate(HandoffRequest* req);
 
-// Stops the template and its spare threads (spares.h) and waits until their
-// threads have exited. The process then
-// has one thread fewer. Any thread but the template.
+// Stops the template and its spare threads (spares.h) and waits until the
+// kernel has released their threads: a single-threaded change made right
+// after sees only the program's. Does nothing if none runs. Any thread but
+// the template.
 void StopTemplate();
 
 // Forked child only: the template and its spares did not survive the fork.
