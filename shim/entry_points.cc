@@ -462,10 +462,16 @@ int RunAio(AioArgs args) {
 PRISTINE_EXPORT int aio_read(struct aiocb* cb) { return RunAio({REAL(aio_read), nullptr, 0, cb}); }
 PRISTINE_EXPORT int aio_write(struct aiocb* cb) { return RunAio({REAL(aio_write), nullptr, 0, cb}); }
 PRISTINE_EXPORT int aio_fsync(int op, struct aiocb* cb) {
-  // glibc's first check (rt/aio_fsync.c): a call that can queue nothing is not handed on, nor
-  // reported as a tainted create.
+  // glibc's two checks, in its order (rt/aio_fsync.c), on the caller's own
+  // descriptor table and before the library opens anything that could take a
+  // just-closed descriptor's number: a call that can queue nothing is not
+  // handed on, nor reported as a tainted create.
   if (op != O_DSYNC && op != O_SYNC) {
     errno = EINVAL;
+    return -1;
+  }
+  if (RawSyscall(SYS_fcntl, cb->aio_fildes, F_GETFL) < 0) {
+    errno = EBADF;
     return -1;
   }
   return RunAio({nullptr, REAL(aio_fsync), op, cb});
