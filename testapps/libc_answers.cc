@@ -131,23 +131,27 @@ void LioBadMode(Outcome* o) { LioMode(o, 12345, false); }
 void LioNegativeMode(Outcome* o) { LioMode(o, -1, false); }
 void Lio64BadMode(Outcome* o) { LioMode(o, 12345, true); }
 
-// LIO_WAIT with one good write and one request glibc refuses (aio_reqprio out of range): glibc
-// queues the good one, waits for it, then fails with EIO; the bad one's error is EINVAL. Read
-// the file right after the return: LIO_WAIT means the good write is done by then.
-void LioWaitOneRefused(Outcome* o) {
-  int fd = NewFile("lio-wait-refused");
+// One good write and one request glibc refuses (aio_reqprio out of range). LIO_WAIT: glibc
+// queues the good one, waits for it, then fails with EIO; the file is read right after the
+// return (the good write is done by then). LIO_NOWAIT: the good one is queued, the call fails
+// with EINVAL; the file is read once it has finished. The bad one's error is EINVAL.
+void LioOneRefused(Outcome* o, int mode) {
+  int fd = NewFile(mode == LIO_WAIT ? "lio-wait-refused" : "lio-nowait-refused");
   struct aiocb good, bad;
   WriteCb(&good, fd, "good", 0);
   WriteCb(&bad, fd, "bad", 10);
   bad.aio_reqprio = 1000;
   struct aiocb* list[2] = {&good, &bad};
-  Call(o, [&] { return lio_listio(LIO_WAIT, list, 2, nullptr); });
-  Extra(o, "file_at_return", Contents(fd));
+  Call(o, [&] { return lio_listio(mode, list, 2, nullptr); });
+  if (mode == LIO_NOWAIT) DrainAio(list, 2);
+  Extra(o, mode == LIO_WAIT ? "file_at_return" : "file", Contents(fd));
   ExtraErr(o, "good_error", aio_error(&good));
   ExtraErr(o, "bad_error", aio_error(&bad));
   DrainAio(list, 2);
   close(fd);
 }
+void LioWaitOneRefused(Outcome* o) { LioOneRefused(o, LIO_WAIT); }
+void LioNowaitOneRefused(Outcome* o) { LioOneRefused(o, LIO_NOWAIT); }
 
 // LIO_WAIT where every request is refused: nothing queued, glibc returns the enqueue error.
 void LioWaitAllRefused(Outcome* o) {
@@ -163,50 +167,24 @@ void LioWaitAllRefused(Outcome* o) {
   close(fd);
 }
 
-// LIO_NOWAIT with a refused request: the others are queued, the call fails with EINVAL.
-void LioNowaitOneRefused(Outcome* o) {
-  int fd = NewFile("lio-nowait-refused");
-  struct aiocb good, bad;
-  WriteCb(&good, fd, "good", 0);
-  WriteCb(&bad, fd, "bad", 10);
-  bad.aio_reqprio = 1000;
-  struct aiocb* list[2] = {&good, &bad};
-  Call(o, [&] { return lio_listio(LIO_NOWAIT, list, 2, nullptr); });
-  DrainAio(list, 2);
-  ExtraErr(o, "good_error", aio_error(&good));
-  ExtraErr(o, "bad_error", aio_error(&bad));
-  Extra(o, "file", Contents(fd));
-  close(fd);
-}
-
-// LIO_WAIT ignores the sigevent, even a nonsense one.
-void LioWaitNonsenseSigevent(Outcome* o) {
-  int fd = NewFile("lio-wait-sigev");
+// A notification kind glibc does not know: LIO_WAIT ignores the sigevent; LIO_NOWAIT accepts it
+// and notifies nobody. With LIO_WAIT the file is read right after the return (the write is done
+// by then); with LIO_NOWAIT once the request has finished.
+void LioNonsenseSigevent(Outcome* o, int mode) {
+  int fd = NewFile(mode == LIO_WAIT ? "lio-wait-sigev" : "lio-nowait-sigev");
   struct aiocb cb;
   WriteCb(&cb, fd, "written", 0);
   struct aiocb* list[1] = {&cb};
   struct sigevent sev;
   std::memset(&sev, 0, sizeof sev);
   sev.sigev_notify = 12345;
-  Call(o, [&] { return lio_listio(LIO_WAIT, list, 1, &sev); });
-  Extra(o, "file_at_return", Contents(fd));
+  Call(o, [&] { return lio_listio(mode, list, 1, &sev); });
+  if (mode == LIO_NOWAIT) DrainAio(list, 1);
+  Extra(o, mode == LIO_WAIT ? "file_at_return" : "file", Contents(fd));
   close(fd);
 }
-
-// LIO_NOWAIT with a notification kind glibc does not know: accepted, no notification.
-void LioNowaitNonsenseSigevent(Outcome* o) {
-  int fd = NewFile("lio-nowait-sigev");
-  struct aiocb cb;
-  WriteCb(&cb, fd, "written", 0);
-  struct aiocb* list[1] = {&cb};
-  struct sigevent sev;
-  std::memset(&sev, 0, sizeof sev);
-  sev.sigev_notify = 12345;
-  Call(o, [&] { return lio_listio(LIO_NOWAIT, list, 1, &sev); });
-  DrainAio(list, 1);
-  Extra(o, "file", Contents(fd));
-  close(fd);
-}
+void LioWaitNonsenseSigevent(Outcome* o) { LioNonsenseSigevent(o, LIO_WAIT); }
+void LioNowaitNonsenseSigevent(Outcome* o) { LioNonsenseSigevent(o, LIO_NOWAIT); }
 
 // No requests at all, null entries and LIO_NOP entries: nothing to do, success.
 void LioWaitNothing(Outcome* o) {
