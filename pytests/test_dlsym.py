@@ -14,7 +14,7 @@ caller starts afterwards inherits it. Checked here:
     program's own symbols and missing names are answered as by glibc; RTLD_DEFAULT and RTLD_NEXT
     unchanged);
   * a second preloaded interposer (libnext_interposer.so) whose dlsym(RTLD_NEXT, "unshare") must
-    find the definition after itself, on either side of the library;
+    find the definition after itself, on either side of the library; two copies of the library;
   * programs built with AddressSanitizer and ThreadSanitizer, whose runtimes look functions up
     with dlsym(RTLD_NEXT) before any constructor of the library has run;
   * the JVM with JNA (Debian's libjna-java);
@@ -160,6 +160,20 @@ def test_rtld_next_from_a_second_interposer():
     j = r.json
     assert j["interposer_next"] == "libpristine.so", r.describe()
     assert child_state(j) == "baseline", r.describe()
+
+
+@pytest.mark.parametrize("order", ["first", "second"])
+def test_two_copies_of_the_library(tmp_path, order):
+    # The copy that comes first answers lookups through a libc handle with its own entry points;
+    # the other one (which stands aside) passes them on unchanged instead of answering with its
+    # own, which would let the change past the active copy.
+    copy = tmp_path / "copy" / "libpristine.so"
+    copy.parent.mkdir()
+    shutil.copy(SHIM, copy)
+    libs = [str(SHIM), str(copy)] if order == "first" else [str(copy), str(SHIM)]
+    r = run_app("dlsym_libc", ["--change", "unshare"], env={"LD_PRELOAD": " ".join(libs)})
+    assert child_state(r.json) == "baseline", r.describe()
+    assert r.json["lookups"]["libc:unshare"] == "libpristine.so", r.describe()
 
 
 SANITIZED_CHECK = r"""

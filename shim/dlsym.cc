@@ -48,6 +48,8 @@
 
 #include <atomic>
 
+#include "absl/base/attributes.h"
+
 namespace pristine {
 namespace {
 
@@ -190,39 +192,48 @@ struct Objects {
 };
 
 enum : int { kUnpublished, kPublishing, kPublished };
-std::atomic<int> g_objects_state{kUnpublished};
-Objects g_objects;  // written once, by the thread that moves the state to kPublishing
+ABSL_CONST_INIT std::atomic<int> g_objects_state{kUnpublished};
+ABSL_CONST_INIT Objects g_objects;  // written once, by the thread that moves the state to kPublishing
 
-std::atomic<DlsymFn> g_libc_dlsym{nullptr};
-std::atomic<DlvsymFn> g_libc_dlvsym{nullptr};
+ABSL_CONST_INIT std::atomic<DlsymFn> g_libc_dlsym{nullptr};
+ABSL_CONST_INIT std::atomic<DlvsymFn> g_libc_dlvsym{nullptr};
 
 // libc's default definition of our exported symbol number i (its index in our
 // own dynamic symbol table), looked up once: null until then, kNoDefinition if
 // libc has none.
 constexpr uint32_t kCachedSymbols = 256;
 constexpr uintptr_t kNoDefinition = 1;
-std::atomic<void*> g_libc_definition[kCachedSymbols];
+ABSL_CONST_INIT std::atomic<void*> g_libc_definition[kCachedSymbols] = {};
 
-// The assembly compares the handle with 0 and -1: glibc's RTLD_DEFAULT and
-// RTLD_NEXT on every architecture (<dlfcn.h>).
 // Reads the list of loaded objects (pure memory reads) into `out`, up to libc.
 // Everything before libc in the list was loaded at start (the program, the
 // preloaded libraries, this one among them when preloaded) and is never
 // unloaded, so the walk never meets an object a concurrent dlclose frees. A
 // library found after libc (dlopen'ed) is not in front of libc's dlsym for
 // anyone, and keeps its answers unchanged (have_self stays false).
+//
+// Another copy of the library before this one (a system-wide preload and an
+// LD_PRELOAD naming another file) answers the program's lookups, and this one
+// stands aside (lifecycle.cc): it passes every lookup on unchanged, so that
+// the first copy sees libc's definition and answers with its own entry point.
 bool Discover(Objects* out) {
+  bool another_copy_first = false;
+  bool seen_self = false;
   for (const struct link_map* m = _r_debug.r_map; m != nullptr; m = m->l_next) {
     // ::_DYNAMIC (<link.h>) is this library's own dynamic section.
     if (m->l_ld == _DYNAMIC) {
-      out->have_self = out->self.Init(m);
+      seen_self = true;
+      out->have_self = !another_copy_first && out->self.Init(m);
       continue;
     }
     DynamicSymbols d;
-    if (d.Init(m) && d.soname != nullptr && SameString(d.soname, "libc.so.6")) {
+    if (!d.Init(m)) continue;
+    if (d.soname != nullptr && SameString(d.soname, "libc.so.6")) {
       out->libc = d;
       return true;
     }
+    uint32_t index;
+    if (!seen_self && d.Find("pristine_rebase_v1", &index) != nullptr) another_copy_first = true;
   }
   return false;
 }
@@ -306,8 +317,8 @@ using pristine::DlvsymFn;
 // where the exported ones jump for RTLD_DEFAULT and RTLD_NEXT. Null until the
 // first lookup binds them. Plain words read by the assembly with one load.
 extern "C" {
-__attribute__((visibility("hidden"))) void* pristine_next_dlsym = nullptr;
-__attribute__((visibility("hidden"))) void* pristine_next_dlvsym = nullptr;
+ABSL_CONST_INIT __attribute__((visibility("hidden"))) void* pristine_next_dlsym = nullptr;
+ABSL_CONST_INIT __attribute__((visibility("hidden"))) void* pristine_next_dlvsym = nullptr;
 
 // Called by the assembly on the first lookup: binds and returns the next
 // dlsym/dlvsym, or null if this process has no libc.so.6 to bind to. The
@@ -356,7 +367,7 @@ __attribute__((visibility("hidden"), used)) void* PristineDlvsymWithHandle(void*
 }  // extern "C"
 
 // The exported dlsym(handle, name) and dlvsym(handle, name, version). RTLD_DEFAULT (0) and
-// RTLD_NEXT (-1) jump to the next definition with the caller's arguments, stack and return
+// RTLD_NEXT (-1: glibc's values on every architecture, <dlfcn.h>) jump to the next definition with the caller's arguments, stack and return
 // address untouched (binding it first if needed, with the argument registers saved); any other
 // handle jumps to the C++ function above. x86_64 and aarch64, as the rest of the library.
 #define PRISTINE_DL_TRAMPOLINE_X86_64(name, next, bind, with_handle) \

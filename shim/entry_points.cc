@@ -26,6 +26,7 @@
 #include "raw_syscall.h"
 #include "state.h"
 #include "taint.h"
+#include "template_thread.h"
 
 namespace pristine {
 namespace {
@@ -99,6 +100,20 @@ PRISTINE_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr
 
 PRISTINE_EXPORT int thrd_create(thrd_t* thread, thrd_start_t start, void* arg) {
   return CreateC11Thread(thread, start, arg);
+}
+
+// A main thread that leaves with pthread_exit leaves the process to its other
+// threads: the library's must not keep it alive (template_thread.h).
+PRISTINE_EXPORT void pthread_exit(void* value) {
+  if (OnMainThread()) NoteMainThreadExit();
+  REAL(pthread_exit)(value);
+  __builtin_unreachable();
+}
+
+PRISTINE_EXPORT void thrd_exit(int value) {
+  if (OnMainThread()) NoteMainThreadExit();
+  REAL(thrd_exit)(value);
+  __builtin_unreachable();
 }
 
 PRISTINE_EXPORT int setns(int fd, int nstype) {

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <ctime>
 
 #include "absl/base/thread_annotations.h"
 #include "raw_syscall.h"
@@ -22,8 +23,10 @@ static_assert(sizeof(FutexWord) == sizeof(uint32_t), "futex words are 32-bit");
 
 // Sleeps while *word == expected. May return spuriously (signal, a wake meant
 // for an earlier user of the same address); callers re-check in a loop.
-inline void FutexWait(FutexWord* word, uint32_t expected) {
-  RawSyscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, nullptr);
+// With a `timeout` (relative), also returns when it has passed.
+inline void FutexWait(FutexWord* word, uint32_t expected,
+                      const struct timespec* timeout = nullptr) {
+  RawSyscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, timeout);
 }
 
 inline void FutexWakeOne(FutexWord* word) {

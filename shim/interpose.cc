@@ -3,12 +3,13 @@
 
 #include <dlfcn.h>
 
+#include "absl/base/attributes.h"
 #include "dlsym.h"
 
 namespace pristine {
 namespace interpose_internal {
 
-RealFunctions g_real;
+ABSL_CONST_INIT RealFunctions g_real;
 
 // Runs on an ordinary thread or in a half-initialised process (a constructor).
 // Two threads resolving the same name at once store the same pointer. libc's

@@ -14,6 +14,9 @@
 #include "proc_fd.h"
 #include "raw_syscall.h"
 
+// glibc's own answer to "has this process ever created a thread" (2.32+).
+extern "C" char __libc_single_threaded;
+
 namespace pristine {
 namespace {
 
@@ -196,6 +199,37 @@ bool ReadSecurity(int tid, SecurityState* out) {
   if ((f = FindField(buf, "Gid"))) ParseDecimals(f, out->gid, 4);
   out->groups_hash = HashLine(FindField(buf, "Groups"));
   return true;
+}
+
+namespace {
+
+// The fields of /proc/self/stat after the command name (in parentheses, which
+// may hold spaces): field 3 (the state) first. Null if unreadable.
+const char* StatFields(char* buf, size_t cap) {
+  if (ReadSmallFile("self/stat", buf, cap) <= 0) return nullptr;
+  const char* close = strrchr(buf, ')');
+  return close != nullptr && close[1] == ' ' ? close + 2 : nullptr;
+}
+
+}  // namespace
+
+int ProcessThreadCount() {
+  if (__libc_single_threaded) return 1;  // no thread was ever created
+  char buf[1024];
+  const char* p = StatFields(buf, sizeof buf);
+  if (p == nullptr) return -1;
+  for (int field = 3; field < 20 && *p; ++p) {
+    if (*p == ' ') ++field;
+  }
+  int count = 0;
+  while (*p >= '0' && *p <= '9') count = count * 10 + (*p++ - '0');
+  return count;
+}
+
+bool MainThreadExited() {
+  char buf[1024];
+  const char* p = StatFields(buf, sizeof buf);
+  return p != nullptr && (*p == 'Z' || *p == 'X');
 }
 
 void WaitUntilThreadReleased(int tid) {

@@ -70,6 +70,16 @@ struct SecurityState {
 };
 bool ReadSecurity(int tid, SecurityState* out);
 
+// The number of threads of the process as the kernel counts them (a main
+// thread that left with pthread_exit included, until the process ends), or
+// -1 if /proc cannot be read through the library's descriptor. 1 without a
+// system call while glibc says no thread was ever created. Any thread.
+int ProcessThreadCount();
+
+// Whether the main thread has exited (left with pthread_exit: a zombie until
+// the process ends). Any thread.
+bool MainThreadExited();
+
 // Waits until the kernel has released thread `tid` of this process, which has
 // exited and been joined (pthread_join returns when the kernel clears the
 // thread's tid, a moment before it stops counting the thread: a

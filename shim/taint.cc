@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 
+#include "absl/base/attributes.h"
 #include "baseline.h"
 #include "raw_syscall.h"
 #include "state.h"
@@ -13,13 +14,13 @@ namespace pristine {
 namespace taint_internal {
 
 __thread ThreadTaint t_taint __attribute__((tls_model("initial-exec")));
-std::atomic<uint32_t> g_cross_epoch{0};
-std::atomic<uint32_t> g_rebase_epoch{0};
+ABSL_CONST_INIT std::atomic<uint32_t> g_cross_epoch{0};
+ABSL_CONST_INIT std::atomic<uint32_t> g_rebase_epoch{0};
 
 }  // namespace taint_internal
 
 namespace {
-std::atomic<uint32_t> g_security_epoch{0};
+ABSL_CONST_INIT std::atomic<uint32_t> g_security_epoch{0};
 }  // namespace
 
 using taint_internal::g_cross_epoch;
