@@ -367,9 +367,10 @@ __attribute__((visibility("hidden"), used)) void* PristineDlvsymWithHandle(void*
 }  // extern "C"
 
 // The exported dlsym(handle, name) and dlvsym(handle, name, version). RTLD_DEFAULT (0) and
-// RTLD_NEXT (-1: glibc's values on every architecture, <dlfcn.h>) jump to the next definition with the caller's arguments, stack and return
-// address untouched (binding it first if needed, with the argument registers saved); any other
-// handle jumps to the C++ function above. x86_64 and aarch64, as the rest of the library.
+// RTLD_NEXT (-1; glibc's values on every architecture, <dlfcn.h>) jump to the next definition
+// with the caller's arguments, stack and return address untouched (binding it first if needed,
+// with the argument registers saved); any other handle jumps to the C++ function above. x86_64
+// and aarch64, as the rest of the library.
 #define PRISTINE_DL_TRAMPOLINE_X86_64(name, next, bind, with_handle) \
   ".globl " #name "\n"                                                \
   ".type " #name ", @function\n"                                      \
