@@ -282,7 +282,9 @@ public class JnaNetns {
     t.join();
     StringBuilder sb = new StringBuilder("{\"baseline\": \"" + baseline + "\", \"caller\": \""
                                          + caller[0] + "\", \"workers\": [");
-    for (int i = 0; i < workers.size(); i++) sb.append(i > 0 ? ", " : "").append('"').append(workers.get(i)).append('"');
+    for (int i = 0; i < workers.size(); i++) {
+      sb.append(i > 0 ? ", " : "").append('"').append(workers.get(i)).append('"');
+    }
     System.out.println(sb.append("]}"));
   }
 }

@@ -113,7 +113,9 @@ struct DynamicSymbols {
     return FindSysv(name, index);
   }
 
-  void* Address(const ElfW(Sym)* sym) const { return reinterpret_cast<void*>(base + sym->st_value); }
+  void* Address(const ElfW(Sym)* sym) const {
+    return reinterpret_cast<void*>(base + sym->st_value);
+  }
 
  private:
   bool Acceptable(const char* name, uint32_t i) const {
@@ -146,7 +148,8 @@ struct DynamicSymbols {
     const uint32_t* chain = buckets + nbuckets;
     constexpr uint32_t kBits = sizeof(ElfW(Addr)) * 8;
     ElfW(Addr) word = bloom[(h / kBits) % bloom_size];
-    ElfW(Addr) mask = (ElfW(Addr){1} << (h % kBits)) | (ElfW(Addr){1} << ((h >> bloom_shift) % kBits));
+    ElfW(Addr) mask =
+        (ElfW(Addr){1} << (h % kBits)) | (ElfW(Addr){1} << ((h >> bloom_shift) % kBits));
     if ((word & mask) != mask) return nullptr;
     uint32_t i = buckets[h % nbuckets];
     if (i < symoffset) return nullptr;
@@ -193,7 +196,8 @@ struct Objects {
 
 enum : int { kUnpublished, kPublishing, kPublished };
 ABSL_CONST_INIT std::atomic<int> g_objects_state{kUnpublished};
-ABSL_CONST_INIT Objects g_objects;  // written once, by the thread that moves the state to kPublishing
+// Written once, by the thread that moves the state to kPublishing.
+ABSL_CONST_INIT Objects g_objects;
 
 ABSL_CONST_INIT std::atomic<DlsymFn> g_libc_dlsym{nullptr};
 ABSL_CONST_INIT std::atomic<DlvsymFn> g_libc_dlvsym{nullptr};
@@ -245,7 +249,8 @@ const Objects* GetObjects(Objects* local) {
   if (!Discover(local)) return nullptr;
   uint32_t index;
   if (const ElfW(Sym)* s = local->libc.Find("dlsym", &index)) {
-    g_libc_dlsym.store(reinterpret_cast<DlsymFn>(local->libc.Address(s)), std::memory_order_release);
+    g_libc_dlsym.store(reinterpret_cast<DlsymFn>(local->libc.Address(s)),
+                       std::memory_order_release);
   }
   if (const ElfW(Sym)* s = local->libc.Find("dlvsym", &index)) {
     g_libc_dlvsym.store(reinterpret_cast<DlvsymFn>(local->libc.Address(s)),
