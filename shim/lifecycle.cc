@@ -11,6 +11,7 @@
 #include "absl/base/attributes.h"
 #include "baseline.h"
 #include "child_start.h"
+#include "dlsym.h"
 #include "futex.h"
 #include "interpose.h"
 #include "log.h"
@@ -154,7 +155,8 @@ void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
 // this one. This copy then stands aside, passing everything on, and writes
 // no report, so that the process gets one set of figures. Said once.
 bool AnotherCopyCameFirst() {
-  void* first = dlsym(RTLD_DEFAULT, "pristine_rebase_v1");
+  DlsymFn libc_dlsym = LibcDlsym();  // never the exported dlsym (dlsym.h)
+  void* first = libc_dlsym != nullptr ? libc_dlsym(RTLD_DEFAULT, "pristine_rebase_v1") : nullptr;
   if (first == nullptr || first == reinterpret_cast<void*>(&pristine_this_copy_v1)) return false;
   Dl_info other = {}, mine = {};
   dladdr(first, &other);

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <new>
 
+#include "dlsym.h"
 #include "futex.h"
 #include "interpose.h"
 #include "raw_syscall.h"
@@ -122,7 +123,7 @@ void StackCaptureInit() {
   // RTLD_LOCAL: libunwind's own backtrace and _Unwind_* must not interpose on
   // the host's.
   void* h = LIBC(dlopen)("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-  if (h != nullptr) fn = reinterpret_cast<BacktraceFn>(dlsym(h, "unw_backtrace"));
+  if (h != nullptr) fn = reinterpret_cast<BacktraceFn>(LibcDlsym()(h, "unw_backtrace"));
   g_is_libunwind.store(fn != nullptr, std::memory_order_relaxed);
   if (fn == nullptr) {
     fn = LIBC(backtrace);
