@@ -271,6 +271,14 @@ bool BaselineAffinity(cpu_set_t* out) {
   return true;
 }
 
+bool BaselineNamespaceId(Dim d, uint64_t* id) {
+  FutexLock lock(&g_baseline.mu);
+  int i = static_cast<int>(d);
+  if (!g_baseline.snap.taken || !(g_baseline.snap.ns_ok & DimSet(d).bits())) return false;
+  *id = g_baseline.snap.ns_id[i];
+  return true;
+}
+
 uint64_t BaselineSigmask() { return g_sigmask.load(std::memory_order_relaxed); }
 
 void BaselineName(char out[16]) {

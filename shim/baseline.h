@@ -91,6 +91,10 @@ bool BaselineReentryDescriptors(DimSet dims, int fds[kDimCount]);
 // them. Empty until the snapshot is taken. Lock-free; any thread.
 DimSet BaselineUnenterable();
 
+// The baseline's identifier (nsfs inode) of namespace `d`; false if unknown
+// (no snapshot yet). For reports.
+bool BaselineNamespaceId(Dim d, uint64_t* id);
+
 // The baseline's CPU affinity; false if unknown.
 bool BaselineAffinity(cpu_set_t* out);
 

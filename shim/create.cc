@@ -330,13 +330,16 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
         return CreateDirect(thread, attr, start, c11_start, arg);
       }
       int rc;
+      // Counted before the thread can exist: a process that exits while
+      // this create returns still reports it.
+      int report = ReportTaintedCreate(taint, Decision::kForward, true);
       if (CreateForwarded(thread, attr, setup, taint, &rc)) {
-        ReportTaintedCreate(taint, Decision::kForward, true);
         if (OnMainThread() && !taint.empty()) HintMainThreadOnce(taint);
         return rc;
       }
       // No template serves (a rebase is replacing it): the caller's create.
       FreeChildSetup(setup);
+      ReportForwardFellThrough(report, taint);
       ReportTaintedCreate(taint, Decision::kForward, false);
       return CreateDirect(thread, attr, start, c11_start, arg);
     }
@@ -457,11 +460,13 @@ long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds) {
     req.base.run = RunCall;
     req.call = call;
     req.ctx = ctx;
+    // Counted before glibc's threads can exist (see CreateSlow).
+    int report = ReportTaintedCreate(taint, route.decision, true);
     if (RunOnTemplate(&req.base)) {
-      ReportTaintedCreate(taint, route.decision, true);
       errno = req.error;
       return req.result;
     }
+    ReportForwardFellThrough(report, taint);
   }
   if (!taint.empty()) ReportTaintedCreate(taint, route.decision, false);
   return call(ctx);

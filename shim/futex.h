@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <ctime>
 
 #include "absl/base/thread_annotations.h"
 #include "raw_syscall.h"
@@ -22,8 +23,10 @@ static_assert(sizeof(FutexWord) == sizeof(uint32_t), "futex words are 32-bit");
 
 // Sleeps while *word == expected. May return spuriously (signal, a wake meant
 // for an earlier user of the same address); callers re-check in a loop.
-inline void FutexWait(FutexWord* word, uint32_t expected) {
-  RawSyscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, nullptr);
+// With a `timeout` (relative), also returns when it has passed.
+inline void FutexWait(FutexWord* word, uint32_t expected,
+                      const struct timespec* timeout = nullptr) {
+  RawSyscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, timeout);
 }
 
 inline void FutexWakeOne(FutexWord* word) {
@@ -52,6 +55,13 @@ class ABSL_LOCKABLE FutexMutex {
       FutexWait(&state_, 2);
       c = state_.exchange(2, std::memory_order_acquire);
     }
+  }
+
+  // Takes the lock if it is free; never waits (for paths that may run in a
+  // signal handler that interrupted a holder).
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
+    uint32_t c = 0;
+    return state_.compare_exchange_strong(c, 1, std::memory_order_acquire);
   }
 
   void Unlock() ABSL_UNLOCK_FUNCTION() {

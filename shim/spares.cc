@@ -162,8 +162,8 @@ void* SpareMain(void* slot) {
 }
 
 // A refill request the template serves without anyone waiting for it.
-HandoffRequest g_refill_request;
-std::atomic<bool> g_refill_queued{false};
+ABSL_CONST_INIT HandoffRequest g_refill_request;
+ABSL_CONST_INIT std::atomic<bool> g_refill_queued{false};
 
 // Runs on the template thread: creates spares up to the target. Waits for
 // nothing but the real pthread_create.

@@ -72,7 +72,24 @@ void UnmapStack(Stack* s) {
 }
 
 // Set by a stop request, read by the template loop: template thread only.
-bool g_stop_requested = false;
+ABSL_CONST_INIT bool g_stop_requested = false;
+
+// NoteMainThreadExit: the template watches for the end of the program's last
+// thread. A request with nothing to do wakes it into that mode.
+ABSL_CONST_INIT std::atomic<bool> g_main_exited{false};
+ABSL_CONST_INIT HandoffRequest g_wake_request;
+ABSL_CONST_INIT std::atomic<bool> g_wake_queued{false};
+constexpr struct timespec kWatchPeriod = {0, 100 * 1000 * 1000};
+
+void RunWake(HandoffRequest*) { g_wake_queued.store(false, std::memory_order_relaxed); }
+
+// Whether a thread of the program is alive: the kernel's count, less the
+// main thread (a zombie until the process ends), the template and the spares.
+// Runs on the template, in watch mode only.
+bool ProgramThreadsRemain() {
+  int n = ProcessThreadCount();
+  return n < 0 || n - 1 > 1 + SpareThreadCount() || !MainThreadExited();
+}
 
 // Asks the template loop to return after the current batch. Runs on the
 // template thread.
@@ -117,7 +134,14 @@ void* TemplateMain(void*) {
   FutexWakeAll(&g_started);
   g_stop_requested = false;
   while (!g_stop_requested) {
-    HandoffRequest* req = g_queue.TakeAll();
+    bool watching = g_main_exited.load(std::memory_order_acquire);
+    HandoffRequest* req = g_queue.TakeAll(watching ? &kWatchPeriod : nullptr);
+    if (req == nullptr && watching && !ProgramThreadsRemain()) {
+      // Nobody is left to post: refuse requests, let the spares go, and go.
+      g_running.store(false, std::memory_order_seq_cst);
+      RetireAllSpares();
+      return nullptr;
+    }
     while (req != nullptr) {
       HandoffRequest* next = req->next;  // read before completion frees it
       req->run(req);
@@ -175,6 +199,13 @@ bool StartTemplate(const TemplateRepairs& repairs) {
 
 long TemplateSecurebits() { return g_securebits.load(std::memory_order_relaxed); }
 
+void NoteMainThreadExit() {
+  g_main_exited.store(true, std::memory_order_release);
+  if (g_wake_queued.exchange(true, std::memory_order_acq_rel)) return;
+  g_wake_request.run = RunWake;
+  if (!PostToTemplate(&g_wake_request)) g_wake_queued.store(false, std::memory_order_relaxed);
+}
+
 bool TemplateRunning() { return g_running.load(std::memory_order_acquire); }
 
 bool RunOnTemplate(HandoffRequest* req) {
@@ -216,6 +247,8 @@ void ForgetTemplateAfterFork() {
   g_running.store(false, std::memory_order_relaxed);
   g_users.store(0, std::memory_order_relaxed);
   g_started.store(kStarting, std::memory_order_relaxed);
+  g_main_exited.store(false, std::memory_order_relaxed);  // the child's main is alive
+  g_wake_queued.store(false, std::memory_order_relaxed);
   // glibc drops threads with caller-supplied stacks in a child without
   // caching their stacks: the mapping is the library's to remove.
   UnmapStack(&g_stack);

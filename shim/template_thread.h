@@ -54,6 +54,18 @@ bool PostToTemplate(HandoffRequest* req);
 // the template.
 void StopTemplate();
 
+// The main thread is leaving with pthread_exit (or thrd_exit). The process
+// must then end when its last thread does, as without the library; glibc
+// decides that by counting threads, the library's included. So from now on
+// the template looks, every kWatchPeriod, whether any thread of the program
+// remains; when none does, it retires the spares and exits itself, and the
+// last of them to exit ends the process with status 0 (glibc's exit(0),
+// which runs the program's atexit handlers on that thread). Until then every
+// signal is delivered to the program's threads: the library's block them all.
+// Any thread but the template; async-signal-safe (an atomic store and a
+// wake).
+void NoteMainThreadExit();
+
 // Forked child only: the template and its spares did not survive the fork.
 void ForgetTemplateAfterFork();
 
