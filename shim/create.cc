@@ -392,7 +392,10 @@ bool RunSwitchedToBaseline(long (*call)(void*), void* ctx, const Route& route, l
     char path[48] = "thread-self/";
     strncat(path, NamespaceLeaf(d), sizeof path - strlen(path) - 1);
     long fd = RawSyscall(SYS_openat, proc, path, O_RDONLY | O_CLOEXEC);
-    own_fd[static_cast<int>(d)] = static_cast<int>(fd);
+    // Out of the low numbers: the program's own calls made meanwhile (the
+    // call itself is one) must not find a descriptor of ours under a number
+    // it just closed.
+    own_fd[static_cast<int>(d)] = fd >= 0 ? MoveToHighFd(static_cast<int>(fd)) : -1;
     ok = ok && fd >= 0;
   });
   uint64_t all = ~0ull, saved_mask = 0;

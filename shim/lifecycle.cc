@@ -159,8 +159,8 @@ bool AnotherCopyCameFirst() {
   void* first = libc_dlsym != nullptr ? libc_dlsym(RTLD_DEFAULT, "pristine_rebase_v1") : nullptr;
   if (first == nullptr || first == reinterpret_cast<void*>(&pristine_this_copy_v1)) return false;
   Dl_info other = {}, mine = {};
-  dladdr(first, &other);
-  dladdr(reinterpret_cast<void*>(&pristine_this_copy_v1), &mine);
+  LIBC(dladdr1)(first, &other, nullptr, 0);
+  LIBC(dladdr1)(reinterpret_cast<void*>(&pristine_this_copy_v1), &mine, nullptr, 0);
   LogLine line;
   line << "pristine: another copy of the library is active in this process ("
        << (other.dli_fname != nullptr ? other.dli_fname : "?") << "); this one ("
