@@ -433,7 +433,7 @@ bool RunSwitchedToBaseline(long (*call)(void*), void* ctx, const Route& route, l
 // the program's callbacks (never escalate).
 bool TemplateMorePrivileged() {
   SecurityState caller, base;
-  if (!ReadSecurity(0, &caller) || !TemplateSecurity(&base)) return true;
+  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return true;
   return !SecurityDifferences(caller, base).empty() ||
          RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits();
 }

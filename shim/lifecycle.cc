@@ -330,7 +330,7 @@ namespace {
 // thread's where a set*id call's outcome depends on it.
 bool TemplateSecurityDiffersFromCaller() {
   SecurityState caller, base;
-  if (!ReadSecurity(0, &caller) || !TemplateSecurity(&base)) return true;
+  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return true;
   return caller.cap_eff != base.cap_eff || caller.cap_prm != base.cap_prm ||
          caller.cap_inh != base.cap_inh ||
          RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits();
@@ -362,6 +362,7 @@ bool BeforeProcessWideCredentialChange() {
 
 void AfterProcessWideCredentialChange(bool restart) {
   NoteProcessWideSecurityChange();
+  ForgetTemplateSecurity();
   if (!restart) return;
   FutexLock lock(&g_lifecycle_mu);
   AdvanceTo(kTemplateRunning);
