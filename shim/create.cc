@@ -392,7 +392,10 @@ bool RunSwitchedToBaseline(long (*call)(void*), void* ctx, const Route& route, l
     char path[48] = "thread-self/";
     strncat(path, NamespaceLeaf(d), sizeof path - strlen(path) - 1);
     long fd = RawSyscall(SYS_openat, proc, path, O_RDONLY | O_CLOEXEC);
-    own_fd[static_cast<int>(d)] = static_cast<int>(fd);
+    // Out of the low numbers: the program's own calls made meanwhile (the
+    // call itself is one) must not find a descriptor of ours under a number
+    // it just closed.
+    own_fd[static_cast<int>(d)] = fd >= 0 ? MoveToHighFd(static_cast<int>(fd)) : -1;
     ok = ok && fd >= 0;
   });
   uint64_t all = ~0ull, saved_mask = 0;
@@ -430,7 +433,7 @@ bool RunSwitchedToBaseline(long (*call)(void*), void* ctx, const Route& route, l
 // the program's callbacks (never escalate).
 bool TemplateMorePrivileged() {
   SecurityState caller, base;
-  if (!ReadSecurity(0, &caller) || !TemplateSecurity(&base)) return true;
+  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return true;
   return !SecurityDifferences(caller, base).empty() ||
          RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits();
 }

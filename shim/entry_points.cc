@@ -445,8 +445,8 @@ PRISTINE_EXPORT int getaddrinfo_a(int mode, struct gaicb* list[], int n, struct 
       if (list[i] != nullptr && LIBC(gai_error)(list[i]) == EAI_INPROGRESS) pending = true;
     }
     if (!pending) return 0;
-    int r = LIBC(gai_suspend)(const_cast<const struct gaicb* const*>(list), n, nullptr);
-    if (r == EAI_INTR) return EAI_INTR;
+    // glibc's GAI_WAIT is not interrupted by a handler: neither is this wait.
+    LIBC(gai_suspend)(const_cast<const struct gaicb* const*>(list), n, nullptr);
   }
 }
 
@@ -535,7 +535,8 @@ PRISTINE_EXPORT int lio_listio(int mode, struct aiocb* const list[], int n, stru
     int e;
     while ((e = LIBC(aio_error)(list[i])) == EINPROGRESS) {
       const struct aiocb* one[1] = {list[i]};
-      LIBC(aio_suspend)(one, 1, nullptr);
+      // glibc's LIO_WAIT returns to a handler's interruption with EINTR.
+      if (LIBC(aio_suspend)(one, 1, nullptr) != 0 && errno == EINTR) return -1;
     }
     if (e != 0) failed = true;
   }

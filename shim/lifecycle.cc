@@ -160,8 +160,8 @@ bool AnotherCopyCameFirst() {
   void* first = libc_dlsym != nullptr ? libc_dlsym(RTLD_DEFAULT, "pristine_rebase_v1") : nullptr;
   if (first == nullptr || first == reinterpret_cast<void*>(&pristine_this_copy_v1)) return false;
   Dl_info other = {}, mine = {};
-  dladdr(first, &other);
-  dladdr(reinterpret_cast<void*>(&pristine_this_copy_v1), &mine);
+  LIBC(dladdr1)(first, &other, nullptr, 0);
+  LIBC(dladdr1)(reinterpret_cast<void*>(&pristine_this_copy_v1), &mine, nullptr, 0);
   LogLine line;
   line << "pristine: another copy of the library is active in this process ("
        << (other.dli_fname != nullptr ? other.dli_fname : "?") << "); this one ("
@@ -334,7 +334,7 @@ namespace {
 // thread's where a set*id call's outcome depends on it.
 bool TemplateSecurityDiffersFromCaller() {
   SecurityState caller, base;
-  if (!ReadSecurity(0, &caller) || !TemplateSecurity(&base)) return true;
+  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return true;
   return caller.cap_eff != base.cap_eff || caller.cap_prm != base.cap_prm ||
          caller.cap_inh != base.cap_inh ||
          RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits();
@@ -366,6 +366,7 @@ bool BeforeProcessWideCredentialChange() {
 
 void AfterProcessWideCredentialChange(bool restart) {
   NoteProcessWideSecurityChange();
+  ForgetTemplateSecurity();
   if (!restart) return;
   FutexLock lock(&g_lifecycle_mu);
   AdvanceTo(kTemplateRunning);

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cstring>
 
+#include "absl/base/attributes.h"
+#include "dlsym.h"
 #include "options.h"
 #include "raw_syscall.h"
 
@@ -215,11 +217,13 @@ void LogCaptureStream(int fd) {
 const char* ErrorText(int err) {
   // glibc's untranslated description: no locale, no allocation. Looked up on
   // first use (an import would be one more lookup at every process start).
+  // libc's own dlsym: the exported one is the library's wrapper (dlsym.h).
   using DescFn = const char* (*)(int);
-  static std::atomic<DescFn> desc{nullptr};
+  ABSL_CONST_INIT static std::atomic<DescFn> desc{nullptr};
   DescFn fn = desc.load(std::memory_order_relaxed);
-  if (fn == nullptr) {
-    fn = reinterpret_cast<DescFn>(dlsym(RTLD_DEFAULT, "strerrordesc_np"));
+  DlsymFn libc_dlsym = fn == nullptr ? LibcDlsym() : nullptr;
+  if (libc_dlsym != nullptr) {
+    fn = reinterpret_cast<DescFn>(libc_dlsym(RTLD_DEFAULT, "strerrordesc_np"));
     desc.store(fn, std::memory_order_relaxed);
   }
   const char* text = fn != nullptr ? fn(err) : nullptr;

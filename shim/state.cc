@@ -209,9 +209,8 @@ bool ParseSecurity(const char* buf, SecurityState* out) {
 
 }  // namespace
 
-bool ReadSecurity(int tid, SecurityState* out) {
-  char path[64];
-  ThreadProcPath(tid, "status", path, sizeof path);
+bool ReadSecurity(Whose whose, SecurityState* out) {
+  const char* path = whose == Whose::kCallingThread ? "thread-self/status" : "self/status";
   char buf[4096];
   if (ReadSmallFile(path, buf, sizeof buf) <= 0) return false;
   return ParseSecurity(buf, out);

@@ -75,7 +75,7 @@ void ReadName(char out[16]);
 
 // Privileges and restrictions of a thread, from its /proc status, read through
 // the library's /proc descriptor (proc_fd.h): a forged /proc inside a chroot
-// is never consulted. `tid` 0 means the calling thread.
+// is never consulted.
 struct SecurityState {
   uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
   int no_new_privs = 0;
@@ -85,7 +85,12 @@ struct SecurityState {
   uint32_t gid[4] = {0, 0, 0, 0};
   uint64_t groups_hash = 0;        // of the Groups: line
 };
-bool ReadSecurity(int tid, SecurityState* out);
+// The calling thread's (thread-self) or, with kMainThread, the main thread's
+// (the process's own status). Never by tid: the library's /proc may belong
+// to another pid namespace than the one gettid() answers in (a program run
+// under unshare --pid --fork without its own /proc).
+enum class Whose : uint8_t { kCallingThread, kMainThread };
+bool ReadSecurity(Whose whose, SecurityState* out);
 
 // The number of threads of the process as the kernel counts them (a main
 // thread that left with pthread_exit included, until the process ends), or

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "dlsym.h"
 #include "interpose.h"
 #include "raw_syscall.h"
 
@@ -169,7 +170,10 @@ bool ExeSymbol(uint64_t vaddr, char* name, size_t cap, uint64_t* offset) {
 void Demangle(char* name, size_t cap) {
   if (name[0] != '_' || name[1] != 'Z') return;
   using DemangleFn = char* (*)(const char*, char*, size_t*, int*);
-  DemangleFn fn = reinterpret_cast<DemangleFn>(dlsym(RTLD_DEFAULT, "__cxa_demangle"));
+  // libc's own dlsym: the exported one is the library's wrapper (dlsym.h).
+  DlsymFn libc_dlsym = LibcDlsym();
+  if (libc_dlsym == nullptr) return;
+  DemangleFn fn = reinterpret_cast<DemangleFn>(libc_dlsym(RTLD_DEFAULT, "__cxa_demangle"));
   if (fn == nullptr) return;
   int status = -1;
   char* out = fn(name, nullptr, nullptr, &status);

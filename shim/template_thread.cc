@@ -38,6 +38,26 @@ constexpr uint32_t kStarting = 0, kFailed = 0xffffffff;
 ABSL_CONST_INIT FutexWord g_started{kStarting};
 ABSL_CONST_INIT std::atomic<long> g_securebits{0};
 
+// The template's privileges (TemplateSecurity), written by the template.
+struct SecurityCache {
+  FutexMutex mu;
+  bool valid ABSL_GUARDED_BY(mu) = false;
+  SecurityState state ABSL_GUARDED_BY(mu);
+};
+ABSL_CONST_INIT SecurityCache g_security;
+
+// Runs on the template: reads its own privileges into the cache. The lock is
+// never held by a thread that waits for the template.
+void ReadOwnSecurity() {
+  SecurityState s;
+  bool ok = ReadSecurity(Whose::kCallingThread, &s);
+  FutexLock lock(&g_security.mu);
+  g_security.valid = ok;
+  g_security.state = s;
+}
+
+void RunReadSecurity(HandoffRequest*) { ReadOwnSecurity(); }
+
 // Written by StartTemplate before the template exists, read by it.
 ABSL_CONST_INIT SchedState g_start_sched;   // the baseline's
 ABSL_CONST_INIT SchedState g_thread_sched;  // what the template inherits from its creator
@@ -130,6 +150,7 @@ void* TemplateMain(void*) {
     return nullptr;
   }
   g_securebits.store(RawSyscall(SYS_prctl, PR_GET_SECUREBITS), std::memory_order_relaxed);
+  ReadOwnSecurity();
   g_started.store(static_cast<uint32_t>(RawGettid()), std::memory_order_release);
   FutexWakeAll(&g_started);
   g_stop_requested = false;
@@ -199,6 +220,27 @@ bool StartTemplate(const TemplateRepairs& repairs) {
 
 long TemplateSecurebits() { return g_securebits.load(std::memory_order_relaxed); }
 
+bool TemplateSecurity(SecurityState* out) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      FutexLock lock(&g_security.mu);
+      if (g_security.valid) {
+        *out = g_security.state;
+        return true;
+      }
+    }
+    HandoffRequest req;
+    req.run = RunReadSecurity;
+    if (!RunOnTemplate(&req)) return false;
+  }
+  return false;
+}
+
+void ForgetTemplateSecurity() {
+  FutexLock lock(&g_security.mu);
+  g_security.valid = false;
+}
+
 void NoteMainThreadExit() {
   g_main_exited.store(true, std::memory_order_release);
   if (g_wake_queued.exchange(true, std::memory_order_acq_rel)) return;
@@ -241,7 +283,7 @@ void StopTemplate() {
   RetireAllSpares();
 }
 
-void ForgetTemplateAfterFork() {
+void ForgetTemplateAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   g_queue.ResetAfterFork();
   ForgetSparesAfterFork();
   g_running.store(false, std::memory_order_relaxed);
@@ -249,6 +291,8 @@ void ForgetTemplateAfterFork() {
   g_started.store(kStarting, std::memory_order_relaxed);
   g_main_exited.store(false, std::memory_order_relaxed);  // the child's main is alive
   g_wake_queued.store(false, std::memory_order_relaxed);
+  g_security.mu.ResetAfterFork();
+  ForgetTemplateSecurity();
   // glibc drops threads with caller-supplied stacks in a child without
   // caching their stacks: the mapping is the library's to remove.
   UnmapStack(&g_stack);

@@ -15,6 +15,7 @@
 
 #include "dimension.h"
 #include "handoff.h"
+#include "state.h"
 
 namespace pristine {
 
@@ -35,6 +36,16 @@ bool StartTemplate(const TemplateRepairs& repairs);
 
 // The template's securebits (which a forwarded thread keeps). Only while it runs.
 long TemplateSecurebits();
+
+// The privileges a forwarded thread starts with: the template's, read by the
+// template itself (its /proc status through the library's descriptor) when it
+// starts and again after a process-wide change (ForgetTemplateSecurity), on
+// request. False if no template serves. Any thread but the template.
+bool TemplateSecurity(SecurityState* out);
+
+// A process-wide credential change reached the template: read again at next
+// need. Any thread.
+void ForgetTemplateSecurity();
 
 // Whether a template is serving requests.
 bool TemplateRunning();
