@@ -25,12 +25,13 @@
 //       a stack size (the library's template and spares now run), then ends. The main thread:
 //       prctl(PR_SET_KEEPCAPS, 1), setresuid(65534 x3), capset (effective = permitted),
 //       setresgid(65534 x3): glibc changes every thread's ids and aborts the process if one
-//       thread disagrees. Then it creates a thread. "steps" gives each call's result.
+//       thread disagrees. Then it creates a thread. "steps" gives each call's result,
+//       "tasks_before" the number of threads before the first call.
 //   priv_forwarded --case raw-netns
 //       A worker enters a new network namespace with a system call instruction (no interposer
 //       sees it) and creates a thread, which reports its namespace.
 // One JSON object: {"caller": P, "child": P|null, "child_denied": bool, "caller_open",
-//   "child_open", "steps": {...}, "baseline_net", "caller_net", "child_net", "error": null|"..."}
+//   "child_open", "steps": {...}, "tasks_before", "baseline_net", "caller_net", "child_net", "error": null|"..."}
 //   P as regress_util.h; "child" is the new thread or the notification function's thread.
 // Exit 0, 2 usage, 3 cannot apply the set-up.
 #include <aio.h>
@@ -60,6 +61,7 @@ bool g_child_denied = false;
 std::string g_caller_open, g_child_open, g_error;
 long long g_baseline_net = -1, g_caller_net = -1, g_child_net = -1;
 std::vector<std::pair<std::string, std::string>> g_steps;
+int g_tasks_before = -1;
 sem_t g_done;
 
 void RecordChild() {
@@ -267,6 +269,7 @@ void KeepcapsDance() {
   pthread_t w;
   if (pthread_create(&w, nullptr, FsWorker, nullptr) != 0) t3::Die("pthread_create(worker)");
   pthread_join(w, nullptr);
+  g_tasks_before = t3::CountTasks();
   Step("prctl(PR_SET_KEEPCAPS)", prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0));
   Step("setresuid", setresuid(65534, 65534, 65534));
   rg::Privs p = rg::ReadPrivs();
@@ -343,6 +346,7 @@ int main(int argc, char** argv) {
     out.value(s.second);
   }
   out.end_object();
+  out.key("tasks_before"); out.value(g_tasks_before);
   out.key("baseline_net"); out.value(g_baseline_net);
   out.key("caller_net"); out.value(g_caller_net);
   out.key("child_net"); out.value(g_child_net);
