@@ -13,6 +13,7 @@
 
 #include "absl/base/attributes.h"
 #include "futex.h"
+#include "lifecycle.h"
 #include "proc_fd.h"
 #include "raw_syscall.h"
 #include "state.h"
@@ -39,7 +40,7 @@ struct Snapshot {
 };
 
 struct Baseline {
-  FutexMutex mu;
+  FutexMutex mu ABSL_ACQUIRED_AFTER(lifecycle_internal::g_lifecycle_mu);
   int defining_tid ABSL_GUARDED_BY(mu) = 0;
   int template_tid ABSL_GUARDED_BY(mu) = 0;
   // Whether other threads may still use the descriptors of an earlier

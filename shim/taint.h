@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "dimension.h"
+#include "thread_role.h"
 
 namespace pristine {
 
@@ -84,7 +85,8 @@ void NoteProcessWideSecurityChange();
 // The calling thread's taint: which dimensions differ from the baseline now.
 // verify=fast reads only what may have changed; verify=strict reads all.
 // Not on the template thread.
-DimSet CurrentTaint(bool strict);
+DimSet CurrentTaint(bool strict)
+    PRISTINE_EXCLUDES_ROLE(kTemplateRole, kNewThreadRole, kSignalSafeRole);
 
 // Whether the calling thread has recorded any change since it was last known
 // to be clean (pending or known dimensions), regardless of epochs.
