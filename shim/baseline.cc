@@ -9,7 +9,6 @@
 
 #include <atomic>
 #include <cstring>
-#include <initializer_list>
 
 #include "absl/base/attributes.h"
 #include "futex.h"
@@ -174,11 +173,6 @@ void BaselineDefine(OtherThreads others, int tid) {
   }
 }
 
-bool BaselineSnapshotTaken() {
-  FutexLock lock(&g_baseline.mu);
-  return g_baseline.snap.taken;
-}
-
 void BaselineCaptureSnapshot() {
   Snapshot fresh;
   ReadSnapshot(&fresh);
@@ -246,9 +240,9 @@ DimSet BaselineDifferences(DimSet dims) {
     if (!(self_ns_ok & bit) || !(g_baseline.snap.ns_ok & bit) || g_baseline.snap.ns_id[i] != self_ns[i]) diff |= d;
   }
   int live = g_baseline.template_tid != 0 ? g_baseline.template_tid : g_baseline.defining_tid;
-  for (Dim d : {Dim::kFs, Dim::kFiles}) {
-    if (dims.has(d) && SharesWith(live, d) != 1) diff |= d;
-  }
+  ForEachDim(dims & kSharedDims, [&](Dim d) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (SharesWith(live, d) != 1) diff |= d;
+  });
   if (dims.has(Dim::kAffinity) &&
       (!self_affinity_ok || !g_baseline.snap.affinity_ok || !CPU_EQUAL(&self_affinity, &g_baseline.snap.affinity))) {
     diff |= Dim::kAffinity;

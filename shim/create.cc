@@ -207,7 +207,7 @@ void CaptureInherited(ChildSetup* s, const pthread_attr_t* attr, DimSet taint,
   }
   // What the new thread carries that differs from the baseline: the
   // inherited dimensions, to be verified on its first create.
-  s->taint.pending = (taint - isolated).bits();
+  s->taint.pending = DimsToReapply(taint, options).bits();
 }
 
 // A create request, run on the template thread.
