@@ -27,6 +27,7 @@
 #include "state.h"
 #include "taint.h"
 #include "template_thread.h"
+#include "thread_role.h"
 
 namespace pristine {
 namespace {
@@ -86,6 +87,15 @@ long SyscallResult(long raw) {
     return -1;
   }
   return raw;
+}
+
+// syscall(SYS_rt_sigprocmask, how, set, old, size): async-signal-safe, as
+// pthread_sigmask; the mask is recorded only when one was set.
+long SignalMaskSyscall(const long a[6]) {
+  ScopedRole role(kSignalSafeRole);
+  long rc = SyscallResult(RawSyscall6(SYS_rt_sigprocmask, a[0], a[1], a[2], a[3], a[4], a[5]));
+  if (a[1] != 0) NoteSelfChange(Dim::kSigmask);
+  return rc;
 }
 
 }  // namespace
@@ -178,6 +188,7 @@ PRISTINE_EXPORT int pthread_setaffinity_np(pthread_t thread, size_t size,
 // baseline is read when the baseline is defined), only the thread's own
 // record.
 PRISTINE_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
+  ScopedRole role(kSignalSafeRole);
   uint64_t mask;
   if (set != nullptr) {
     memcpy(&mask, set, sizeof mask);
@@ -325,6 +336,8 @@ PRISTINE_EXPORT long syscall(long nr, ...) {
   long a[6];
   for (long& v : a) v = va_arg(ap, long);
   va_end(ap);
+  // A signal handler may change its mask this way: the signal-safe path.
+  if (nr == SYS_rt_sigprocmask) return SignalMaskSyscall(a);
   switch (nr) {
     case SYS_setns:
       return setns(static_cast<int>(a[0]), static_cast<int>(a[1]));
@@ -343,9 +356,6 @@ PRISTINE_EXPORT long syscall(long nr, ...) {
   DimSet self_dims;
   bool cross = false;
   switch (nr) {
-    case SYS_rt_sigprocmask:
-      if (a[1] != 0) self_dims = Dim::kSigmask;
-      break;
     case SYS_sched_setscheduler:
     case SYS_sched_setparam:
     case SYS_sched_setattr:
@@ -372,9 +382,7 @@ PRISTINE_EXPORT long syscall(long nr, ...) {
     default:
       break;
   }
-  // A signal mask alone needs nothing before it (and may come from a signal
-  // handler).
-  if (cross || !(self_dims - Dim::kSigmask).empty()) BeforeChange(self_dims, !cross);
+  if (!self_dims.empty() || cross) BeforeChange(self_dims, !cross);
   // What glibc's syscall() does: the raw call, errno on failure.
   long rc = SyscallResult(RawSyscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
   if (!self_dims.empty()) NoteSelfChange(self_dims);

@@ -31,15 +31,13 @@ namespace lifecycle_internal {
 ABSL_CONST_INIT std::atomic<uint32_t> g_state{kUninitialised};
 ABSL_CONST_INIT std::atomic<bool> g_forward_all{false};
 ABSL_CONST_INIT std::atomic<bool> g_no_fast_path{false};
+ABSL_CONST_INIT FutexMutex g_lifecycle_mu;
 }  // namespace lifecycle_internal
 
 using namespace lifecycle_internal;
 
 namespace {
 
-// Serialises the state's transitions: baseline definitions, the snapshot,
-// template starts and stops.
-ABSL_CONST_INIT FutexMutex g_lifecycle_mu;
 // The main thread (in a forked child, the forking thread), for OnMainThread.
 // Recorded by the library constructor, which the dynamic loader runs on the
 // main thread before main (a library dlopen'ed later from another thread
@@ -138,6 +136,7 @@ void DefineBaselineHere(OtherThreads others, int tid = RawGettid())
 // Forked child, on the forking thread (now the only thread): the template did
 // not survive; the child's baseline is the forking thread's state.
 void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  ScopedRole role(kForkChildRole);
   g_lifecycle_mu.ResetAfterFork();
   g_main_thread.store(pthread_self(), std::memory_order_relaxed);
   g_pid.store(RawGetpid(), std::memory_order_relaxed);

@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "dimension.h"
+#include "thread_role.h"
 
 namespace pristine {
 
@@ -84,7 +85,8 @@ void NoteProcessWideSecurityChange();
 // The calling thread's taint: which dimensions differ from the baseline now.
 // verify=fast reads only what may have changed; verify=strict reads all.
 // Not on the template thread.
-DimSet CurrentTaint(bool strict);
+DimSet CurrentTaint(bool strict)
+    PRISTINE_EXCLUDES_ROLE(kTemplateRole, kNewThreadRole, kSignalSafeRole);
 
 // Whether the calling thread has recorded any change since it was last known
 // to be clean (pending or known dimensions), regardless of epochs.
@@ -93,6 +95,10 @@ bool ThreadRecordedChanges();
 // The dimensions in which the calling thread may differ from the baseline by
 // its own record (pending or known), regardless of epochs.
 DimSet ThreadRecordedDims();
+
+// Whether glibc's set*id functions changed every thread's privileges since
+// the library loaded (or the process forked).
+bool ProcessWideSecurityChanged();
 
 // The record a thread created directly (not forwarded) by the calling thread
 // should start with: it inherits the caller's state, so whatever the caller

@@ -19,6 +19,7 @@
 #include "interpose.h"
 #include "raw_syscall.h"
 #include "spares.h"
+#include "thread_role.h"
 #include "state.h"
 
 namespace pristine {
@@ -48,7 +49,7 @@ ABSL_CONST_INIT SecurityCache g_security;
 
 // Runs on the template: reads its own privileges into the cache. The lock is
 // never held by a thread that waits for the template.
-void ReadOwnSecurity() {
+void ReadOwnSecurity() PRISTINE_REQUIRES_ROLE(kTemplateRole) {
   SecurityState s;
   bool ok = ReadSecurity(Whose::kCallingThread, &s);
   FutexLock lock(&g_security.mu);
@@ -56,7 +57,10 @@ void ReadOwnSecurity() {
   g_security.state = s;
 }
 
-void RunReadSecurity(HandoffRequest*) { ReadOwnSecurity(); }
+void RunReadSecurity(HandoffRequest*) PRISTINE_REQUIRES_ROLE(kTemplateRole) {
+  PRISTINE_CHECK_ROLE(Bits(Role::kTemplate));
+  ReadOwnSecurity();
+}
 
 // Written by StartTemplate before the template exists, read by it.
 ABSL_CONST_INIT SchedState g_start_sched;   // the baseline's
@@ -101,23 +105,28 @@ ABSL_CONST_INIT HandoffRequest g_wake_request;
 ABSL_CONST_INIT std::atomic<bool> g_wake_queued{false};
 constexpr struct timespec kWatchPeriod = {0, 100 * 1000 * 1000};
 
-void RunWake(HandoffRequest*) { g_wake_queued.store(false, std::memory_order_relaxed); }
+void RunWake(HandoffRequest*) PRISTINE_REQUIRES_ROLE(kTemplateRole) {
+  g_wake_queued.store(false, std::memory_order_relaxed);
+}
 
 // Whether a thread of the program is alive: the kernel's count, less the
 // main thread (a zombie until the process ends), the template and the spares.
 // Runs on the template, in watch mode only.
-bool ProgramThreadsRemain() {
+bool ProgramThreadsRemain() PRISTINE_REQUIRES_ROLE(kTemplateRole) {
   int n = ProcessThreadCount();
   return n < 0 || n - 1 > 1 + SpareThreadCount() || !MainThreadExited();
 }
 
 // Asks the template loop to return after the current batch. Runs on the
 // template thread.
-void RunStop(HandoffRequest*) { g_stop_requested = true; }
+void RunStop(HandoffRequest*) PRISTINE_REQUIRES_ROLE(kTemplateRole) {
+  PRISTINE_CHECK_ROLE(Bits(Role::kTemplate));
+  g_stop_requested = true;
+}
 
 // Brings the template to the baseline where its creator differed in what a
 // thread can repair on itself. Runs on the template, before it serves.
-bool RepairSelf() {
+bool RepairSelf() PRISTINE_REQUIRES_ROLE(kTemplateRole) {
   for (int i = 0; i < kDimCount; ++i) {
     int fd = g_repairs.reenter_fd[i];
     if (fd >= 0 && RawSyscall(SYS_setns, fd, NamespaceCloneFlag(static_cast<Dim>(i))) != 0) {
@@ -143,6 +152,7 @@ bool RepairSelf() {
 // The template's body. Runs on the template thread: only raw system calls,
 // the queue, and request run functions (which follow the same rules).
 void* TemplateMain(void*) {
+  ScopedRole role(kTemplateRole);
   RawSyscall(SYS_prctl, PR_SET_NAME, kTemplateName);
   if (!RepairSelf()) {
     g_started.store(kFailed, std::memory_order_release);
@@ -251,6 +261,7 @@ void NoteMainThreadExit() {
 bool TemplateRunning() { return g_running.load(std::memory_order_acquire); }
 
 bool RunOnTemplate(HandoffRequest* req) {
+  PRISTINE_CHECK_NOT_ROLE(Bits(Role::kTemplate));
   if (!PostToTemplate(req)) return false;
   // Queued before any stop request (StopTemplate waits for g_users to drain
   // before pushing one), so the template serves it before stopping.
@@ -284,6 +295,7 @@ void StopTemplate() {
 }
 
 void ForgetTemplateAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  PRISTINE_CHECK_ROLE(Bits(Role::kForkChild));
   g_queue.ResetAfterFork();
   ForgetSparesAfterFork();
   g_running.store(false, std::memory_order_relaxed);
