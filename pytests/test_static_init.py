@@ -49,7 +49,7 @@ def test_no_dynamic_initialiser_but_the_load_hook():
     assert SHIM.exists(), f"{SHIM} not built"
     functions = _init_array_functions(SHIM)
     assert sorted(functions) == sorted(["frame_dummy",
-                                        "pristine::(anonymous namespace)::OnLibraryLoad()"]), \
+                                        "pristine::(anonymous namespace)::OnLibraryLoad(int, char**, char**)"]), \
         functions
 
 

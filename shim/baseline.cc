@@ -9,10 +9,10 @@
 
 #include <atomic>
 #include <cstring>
-#include <initializer_list>
 
 #include "absl/base/attributes.h"
 #include "futex.h"
+#include "lifecycle.h"
 #include "proc_fd.h"
 #include "raw_syscall.h"
 #include "state.h"
@@ -39,16 +39,13 @@ struct Snapshot {
 };
 
 struct Baseline {
-  FutexMutex mu;
+  FutexMutex mu ABSL_ACQUIRED_AFTER(lifecycle_internal::g_lifecycle_mu);
   int defining_tid ABSL_GUARDED_BY(mu) = 0;
   int template_tid ABSL_GUARDED_BY(mu) = 0;
   // Whether other threads may still use the descriptors of an earlier
   // baseline (a rebase): they are then kept open.
   bool others_may_run ABSL_GUARDED_BY(mu) = false;
   Snapshot snap ABSL_GUARDED_BY(mu);
-  // The template's privileges, read on first need.
-  bool template_security_ok ABSL_GUARDED_BY(mu) = false;
-  SecurityState template_security ABSL_GUARDED_BY(mu);
 };
 
 ABSL_CONST_INIT Baseline g_baseline;
@@ -56,6 +53,23 @@ ABSL_CONST_INIT Baseline g_baseline;
 ABSL_CONST_INIT std::atomic<uint64_t> g_sigmask{0};
 // Outside the lock: read by every change (BeforeChange).
 ABSL_CONST_INIT std::atomic<uint32_t> g_unenterable{0};
+
+// Outside the lock: the re-entry descriptors and which of them can be
+// entered, read by every repaired create (with several creators at once, a
+// lock there would serialise them). A sequence lock: odd while the snapshot
+// is replaced (under the baseline's lock); readers retry. Descriptors of an
+// earlier baseline stay open while other threads run (InstallSnapshot), so a
+// reader that raced a replacement and retried never used a closed one.
+ABSL_CONST_INIT std::atomic<uint32_t> g_reentry_seq{0};
+ABSL_CONST_INIT std::atomic<int> g_reentry_fd[kDimCount] = {};
+ABSL_CONST_INIT std::atomic<uint32_t> g_enterable{0};
+
+void PublishReentry(const Snapshot& s) {
+  g_reentry_seq.fetch_add(1, std::memory_order_acq_rel);
+  for (int i = 0; i < kDimCount; ++i) g_reentry_fd[i].store(s.ns_fd[i], std::memory_order_relaxed);
+  g_enterable.store(s.taken ? s.enterable : 0, std::memory_order_relaxed);
+  g_reentry_seq.fetch_add(1, std::memory_order_release);
+}
 
 static_assert(kDimCount == 18, "Snapshot::ns_fd lists one -1 per dimension");
 
@@ -122,7 +136,7 @@ void ReadSnapshot(Snapshot* fresh) {
   fresh->affinity_ok = ReadAffinity(0, &fresh->affinity);
   ReadName(fresh->name);
   fresh->sched_ok = ReadSched(0, &fresh->sched);
-  fresh->security_ok = ReadSecurity(0, &fresh->security);
+  fresh->security_ok = ReadSecurity(Whose::kCallingThread, &fresh->security);
   fresh->taken = true;
 }
 
@@ -134,6 +148,7 @@ void ReadSnapshot(Snapshot* fresh) {
 void InstallSnapshot(const Snapshot& fresh) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_baseline.mu) {
   if (!g_baseline.others_may_run) CloseDescriptors(&g_baseline.snap);
   g_baseline.snap = fresh;
+  PublishReentry(fresh);
   g_unenterable.store((kRepairableDims - DimSet(fresh.enterable)).bits(),
                       std::memory_order_release);
 }
@@ -148,19 +163,14 @@ void BaselineDefine(OtherThreads others, int tid) {
   g_sigmask.store(mask, std::memory_order_relaxed);
   g_baseline.defining_tid = tid;
   g_baseline.template_tid = 0;
-  g_baseline.template_security_ok = false;
   g_baseline.others_may_run = others == OtherThreads::kMayRun;
   if (fresh.taken) {
     InstallSnapshot(fresh);
   } else {
     g_baseline.snap.taken = false;
     g_unenterable.store(0, std::memory_order_release);
+    PublishReentry(g_baseline.snap);
   }
-}
-
-bool BaselineSnapshotTaken() {
-  FutexLock lock(&g_baseline.mu);
-  return g_baseline.snap.taken;
 }
 
 void BaselineCaptureSnapshot() {
@@ -175,23 +185,23 @@ DimSet BaselineUnenterable() { return DimSet(g_unenterable.load(std::memory_orde
 void BaselineSetTemplate(int template_tid) {
   FutexLock lock(&g_baseline.mu);
   g_baseline.template_tid = template_tid;
-  g_baseline.template_security_ok = false;
 }
 
 void BaselineInvalidateSecurity() {
   FutexLock lock(&g_baseline.mu);
-  g_baseline.template_security_ok = false;
   // The snapshot's privileges moved with every thread's; read them again
-  // from the thread that defined the baseline when next compared.
-  g_baseline.snap.security_ok = ReadSecurity(g_baseline.defining_tid, &g_baseline.snap.security);
+  // from the main thread's (the process's status: see ReadSecurity).
+  g_baseline.snap.security_ok = ReadSecurity(Whose::kMainThread, &g_baseline.snap.security);
 }
 
 void BaselineForgetAfterFork() {
   g_baseline.mu.ResetAfterFork();
   FutexLock lock(&g_baseline.mu);
   g_baseline.template_tid = 0;
-  g_baseline.template_security_ok = false;
   g_baseline.others_may_run = false;
+  // A writer the fork interrupted left the sequence odd: even it.
+  uint32_t seq = g_reentry_seq.load(std::memory_order_relaxed);
+  if (seq & 1) g_reentry_seq.store(seq + 1, std::memory_order_relaxed);
   // The descriptors are the child's copies; the next snapshot replaces them.
 }
 
@@ -209,7 +219,7 @@ DimSet BaselineDifferences(DimSet dims) {
   bool self_sched_ok = dims.has(Dim::kSched) && ReadSched(0, &self_sched);
   SecurityState self_security;
   bool self_security_ok = dims.intersects(kSecurityDims - Dim::kLandlock) &&
-                          ReadSecurity(0, &self_security);
+                          ReadSecurity(Whose::kCallingThread, &self_security);
   uint64_t self_mask = dims.has(Dim::kSigmask) ? ReadSigmask() : 0;
   char self_name[16] = {};
   if (dims.has(Dim::kName)) ReadName(self_name);
@@ -230,9 +240,9 @@ DimSet BaselineDifferences(DimSet dims) {
     if (!(self_ns_ok & bit) || !(g_baseline.snap.ns_ok & bit) || g_baseline.snap.ns_id[i] != self_ns[i]) diff |= d;
   }
   int live = g_baseline.template_tid != 0 ? g_baseline.template_tid : g_baseline.defining_tid;
-  for (Dim d : {Dim::kFs, Dim::kFiles}) {
-    if (dims.has(d) && SharesWith(live, d) != 1) diff |= d;
-  }
+  ForEachDim(dims & kSharedDims, [&](Dim d) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (SharesWith(live, d) != 1) diff |= d;
+  });
   if (dims.has(Dim::kAffinity) &&
       (!self_affinity_ok || !g_baseline.snap.affinity_ok || !CPU_EQUAL(&self_affinity, &g_baseline.snap.affinity))) {
     diff |= Dim::kAffinity;
@@ -256,18 +266,30 @@ DimSet BaselineDifferences(DimSet dims) {
 }
 
 bool BaselineReentryDescriptors(DimSet dims, int fds[kDimCount]) {
-  FutexLock lock(&g_baseline.mu);
-  if (!g_baseline.snap.taken || (DimSet(g_baseline.snap.enterable) & dims) != dims) return false;
-  for (int i = 0; i < kDimCount; ++i) {
-    if (dims.has(static_cast<Dim>(i))) fds[i] = g_baseline.snap.ns_fd[i];
+  for (;;) {
+    uint32_t seq = g_reentry_seq.load(std::memory_order_acquire);
+    if (seq & 1) continue;  // being replaced
+    bool ok = (DimSet(g_enterable.load(std::memory_order_relaxed)) & dims) == dims;
+    for (int i = 0; ok && i < kDimCount; ++i) {
+      if (dims.has(static_cast<Dim>(i))) fds[i] = g_reentry_fd[i].load(std::memory_order_relaxed);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (g_reentry_seq.load(std::memory_order_relaxed) == seq) return ok;
   }
-  return true;
 }
 
 bool BaselineAffinity(cpu_set_t* out) {
   FutexLock lock(&g_baseline.mu);
   if (!g_baseline.snap.taken || !g_baseline.snap.affinity_ok) return false;
   *out = g_baseline.snap.affinity;
+  return true;
+}
+
+bool BaselineNamespaceId(Dim d, uint64_t* id) {
+  FutexLock lock(&g_baseline.mu);
+  int i = static_cast<int>(d);
+  if (!g_baseline.snap.taken || !(g_baseline.snap.ns_ok & DimSet(d).bits())) return false;
+  *id = g_baseline.snap.ns_id[i];
   return true;
 }
 
@@ -285,15 +307,5 @@ void BaselineSched(SchedState* out) {
   else ReadSched(0, out);
 }
 
-bool TemplateSecurity(SecurityState* out) {
-  FutexLock lock(&g_baseline.mu);
-  if (g_baseline.template_tid == 0) return false;
-  if (!g_baseline.template_security_ok) {
-    g_baseline.template_security_ok =
-        ReadSecurity(g_baseline.template_tid, &g_baseline.template_security);
-  }
-  if (g_baseline.template_security_ok) *out = g_baseline.template_security;
-  return g_baseline.template_security_ok;
-}
 
 }  // namespace pristine

@@ -15,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "raw_syscall.h"
+#include "thread_role.h"
 
 namespace pristine {
 
@@ -47,7 +48,9 @@ class ABSL_LOCKABLE FutexMutex {
   FutexMutex(const FutexMutex&) = delete;
   FutexMutex& operator=(const FutexMutex&) = delete;
 
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+  // Never in a signal-safe entry point: the interrupted thread may hold it.
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() PRISTINE_EXCLUDES_ROLE(kSignalSafeRole) {
+    PRISTINE_CHECK_NOT_ROLE(Bits(Role::kSignalSafe));
     uint32_t c = 0;
     if (state_.compare_exchange_strong(c, 1, std::memory_order_acquire)) return;
     if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
@@ -55,6 +58,13 @@ class ABSL_LOCKABLE FutexMutex {
       FutexWait(&state_, 2);
       c = state_.exchange(2, std::memory_order_acquire);
     }
+  }
+
+  // Takes the lock if it is free; never waits (for paths that may run in a
+  // signal handler that interrupted a holder).
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
+    uint32_t c = 0;
+    return state_.compare_exchange_strong(c, 1, std::memory_order_acquire);
   }
 
   void Unlock() ABSL_UNLOCK_FUNCTION() {
@@ -73,7 +83,9 @@ class ABSL_LOCKABLE FutexMutex {
 
 class ABSL_SCOPED_LOCKABLE FutexLock {
  public:
-  explicit FutexLock(FutexMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
+  explicit FutexLock(FutexMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
+      PRISTINE_EXCLUDES_ROLE(kSignalSafeRole)
+      : mu_(mu) {
     mu_->Lock();
   }
   ~FutexLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }

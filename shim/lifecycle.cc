@@ -11,6 +11,7 @@
 #include "absl/base/attributes.h"
 #include "baseline.h"
 #include "child_start.h"
+#include "dlsym.h"
 #include "futex.h"
 #include "interpose.h"
 #include "log.h"
@@ -29,15 +30,14 @@ namespace pristine {
 namespace lifecycle_internal {
 ABSL_CONST_INIT std::atomic<uint32_t> g_state{kUninitialised};
 ABSL_CONST_INIT std::atomic<bool> g_forward_all{false};
+ABSL_CONST_INIT std::atomic<bool> g_no_fast_path{false};
+ABSL_CONST_INIT FutexMutex g_lifecycle_mu;
 }  // namespace lifecycle_internal
 
 using namespace lifecycle_internal;
 
 namespace {
 
-// Serialises the state's transitions: baseline definitions, the snapshot,
-// template starts and stops.
-ABSL_CONST_INIT FutexMutex g_lifecycle_mu;
 // The main thread (in a forked child, the forking thread), for OnMainThread.
 // Recorded by the library constructor, which the dynamic loader runs on the
 // main thread before main (a library dlopen'ed later from another thread
@@ -136,6 +136,7 @@ void DefineBaselineHere(OtherThreads others, int tid = RawGettid())
 // Forked child, on the forking thread (now the only thread): the template did
 // not survive; the child's baseline is the forking thread's state.
 void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  ScopedRole role(kForkChildRole);
   g_lifecycle_mu.ResetAfterFork();
   g_main_thread.store(pthread_self(), std::memory_order_relaxed);
   g_pid.store(RawGetpid(), std::memory_order_relaxed);
@@ -154,11 +155,12 @@ void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
 // this one. This copy then stands aside, passing everything on, and writes
 // no report, so that the process gets one set of figures. Said once.
 bool AnotherCopyCameFirst() {
-  void* first = dlsym(RTLD_DEFAULT, "pristine_rebase_v1");
+  DlsymFn libc_dlsym = LibcDlsym();  // never the exported dlsym (dlsym.h)
+  void* first = libc_dlsym != nullptr ? libc_dlsym(RTLD_DEFAULT, "pristine_rebase_v1") : nullptr;
   if (first == nullptr || first == reinterpret_cast<void*>(&pristine_this_copy_v1)) return false;
   Dl_info other = {}, mine = {};
-  dladdr(first, &other);
-  dladdr(reinterpret_cast<void*>(&pristine_this_copy_v1), &mine);
+  LIBC(dladdr1)(first, &other, nullptr, 0);
+  LIBC(dladdr1)(reinterpret_cast<void*>(&pristine_this_copy_v1), &mine, nullptr, 0);
   LogLine line;
   line << "pristine: another copy of the library is active in this process ("
        << (other.dli_fname != nullptr ? other.dli_fname : "?") << "); this one ("
@@ -182,6 +184,9 @@ void Initialise() {
   }
   g_forward_all.store(options.forward_all && options.mode == Mode::kEnforce,
                       std::memory_order_relaxed);
+  g_no_fast_path.store(g_forward_all.load(std::memory_order_relaxed) ||
+                           options.verify == Verify::kStrict,
+                       std::memory_order_relaxed);
   pthread_atfork(nullptr, nullptr, AfterForkInChild);
   if (options.baseline == BaselineMode::kFirstThread) {
     // The first create takes the slow path (CreatePassesStraightThrough is
@@ -195,9 +200,12 @@ void Initialise() {
   DefineBaselineHere(OtherThreads::kNone, g_pid.load(std::memory_order_relaxed));
 }
 
-// Runs in a half-initialised process, before main, on the loading thread.
-__attribute__((constructor)) void OnLibraryLoad() {
+// The library's one load hook. Runs in a half-initialised process, before
+// main, on the loading thread; the dynamic loader passes the program's
+// (argc, argv, envp).
+__attribute__((constructor)) void OnLibraryLoad(int argc, char** argv, char**) {
   g_main_thread.store(pthread_self(), std::memory_order_relaxed);
+  ReportSaveArgs(argc, argv);
   EnsureInitialized();
 }
 
@@ -325,7 +333,7 @@ namespace {
 // thread's where a set*id call's outcome depends on it.
 bool TemplateSecurityDiffersFromCaller() {
   SecurityState caller, base;
-  if (!ReadSecurity(0, &caller) || !TemplateSecurity(&base)) return true;
+  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return true;
   return caller.cap_eff != base.cap_eff || caller.cap_prm != base.cap_prm ||
          caller.cap_inh != base.cap_inh ||
          RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits();
@@ -357,6 +365,7 @@ bool BeforeProcessWideCredentialChange() {
 
 void AfterProcessWideCredentialChange(bool restart) {
   NoteProcessWideSecurityChange();
+  ForgetTemplateSecurity();
   if (!restart) return;
   FutexLock lock(&g_lifecycle_mu);
   AdvanceTo(kTemplateRunning);
