@@ -96,8 +96,10 @@ def block_summary(result):
                      fmt_result(f)))
     m = result["machine"]
     return (table(("figure", "ratio", "target", "result"), rows) + "\n\n"
-            f"{targets_line(result)} ({m['date']}, commit {m['commit']}, {m['nproc']} CPUs, "
-            f"shared). Every figure, the peers and the floors: `docs/performance.md`.\n")
+            f"{targets_line(result)} ({m['date']}, commit {m['commit']}, {m['nproc']} CPUs "
+            f"shared with other work, load average {m['loadavg_start']} to {m['loadavg_end']}). "
+            f"Every figure, the peers, the floors and where the time goes: "
+            f"`docs/performance.md`.\n")
 
 
 def block_figures(result):
