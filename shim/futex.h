@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "absl/base/thread_annotations.h"
+#include "annotate.h"
 #include "raw_syscall.h"
 
 namespace pristine {
@@ -45,16 +46,20 @@ class ABSL_LOCKABLE FutexMutex {
   FutexMutex& operator=(const FutexMutex&) = delete;
 
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+    SyncWord(&state_, sizeof state_);  // for race detectors (annotate.h)
     uint32_t c = 0;
-    if (state_.compare_exchange_strong(c, 1, std::memory_order_acquire)) return;
-    if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
-    while (c != 0) {
-      FutexWait(&state_, 2);
-      c = state_.exchange(2, std::memory_order_acquire);
+    if (!state_.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
+      if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
+      while (c != 0) {
+        FutexWait(&state_, 2);
+        c = state_.exchange(2, std::memory_order_acquire);
+      }
     }
+    HappensAfter(this);  // for race detectors (annotate.h)
   }
 
   void Unlock() ABSL_UNLOCK_FUNCTION() {
+    HappensBefore(this);
     if (state_.exchange(0, std::memory_order_release) == 2) FutexWakeOne(&state_);
   }
 

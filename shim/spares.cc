@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "absl/base/attributes.h"
+#include "annotate.h"
 #include "futex.h"
 #include "interpose.h"
 #include "log.h"
@@ -80,6 +81,9 @@ void* SpareMain(void* slot);
 // `batch`. Returns false if the pool is full, that baseline is gone, or the
 // create failed.
 bool CreateSpare(uint32_t generation, bool batch) {
+  // A spare would run the trampoline of an interposer ahead of the library
+  // (a sanitizer's) on a thread that did not start with it (interpose.h).
+  if (InterposerAhead()) return false;
   Spare* s;
   {
     FutexLock lock(&g_mu);
@@ -91,12 +95,13 @@ bool CreateSpare(uint32_t generation, bool batch) {
     g_free_slots &= g_free_slots - 1;
     ++g_starting;
   }
+  SyncWord(&s->state, sizeof s->state);  // for race detectors (annotate.h)
   s->state.store(kReady, std::memory_order_relaxed);
   s->generation = generation;
   s->batch = batch;
   pthread_t t;
   // pthread_create publishes the slot's contents to the new thread.
-  int rc = REAL(pthread_create)(&t, nullptr, SpareMain, s);
+  int rc = CreateLibraryThread(&t, nullptr, SpareMain, s);
   FutexLock lock(&g_mu);
   --g_starting;
   if (rc != 0) {
@@ -135,6 +140,7 @@ uint32_t AwaitWork(Spare* self) {
       FutexWait(&self->state, kSleeping);
     }
   }
+  HappensAfter(self);  // the hand-off or retirement (annotate.h)
   return s;
 }
 
@@ -184,10 +190,11 @@ void RunRefill(HandoffRequest*) {
 // Makes a spare exit, joins it, frees its slot, and waits until the kernel
 // no longer counts it (a single-threaded change retried after a stop).
 void Retire(Spare* s) {
+  HappensBefore(s);
   if (s->state.exchange(kRetire, std::memory_order_acq_rel) == kSleeping) {
     FutexWakeOne(&s->state);
   }
-  LIBC(pthread_join)(s->thread, nullptr);
+  JoinLibraryThread(s->thread, nullptr);
   int tid = s->tid.load(std::memory_order_relaxed);
   FreeSlot(s);
   WaitUntilThreadReleased(tid);
@@ -211,6 +218,7 @@ bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread) {
   *thread = s->thread;
   s->start = start;
   s->arg = arg;
+  HappensBefore(s);
   if (s->state.exchange(kHanded, std::memory_order_acq_rel) == kSleeping) {
     FutexWakeOne(&s->state);
   }
