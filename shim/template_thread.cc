@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -104,6 +105,20 @@ bool RepairSelf() {
   return true;
 }
 
+// Sets up the template's state in the allocator before anyone can wait on it.
+// glibc's pthread_create, which the template calls, allocates the new
+// thread's TLS vector through whatever malloc comes first in lookup order,
+// and an allocator takes global locks when it first sees a thread (jemalloc
+// picks an arena, and with background threads enabled takes the
+// background_thread_lock that it holds itself while it creates its first
+// background thread). Only the thread starting the template waits now, and
+// it is making a change of its own state, not allocating. Later allocations
+// here use the template's thread cache and arena. Runs on the template.
+void SetUpAllocator() {
+  void* volatile block = malloc(64);  // bound at load (-z now): no loader entry
+  free(block);
+}
+
 // The template's body. Runs on the template thread: only raw system calls,
 // the queue, and request run functions (which follow the same rules).
 void* TemplateMain(void*) {
@@ -114,6 +129,7 @@ void* TemplateMain(void*) {
     FutexWakeAll(&g_started);
     return nullptr;
   }
+  SetUpAllocator();
   g_securebits.store(RawSyscall(SYS_prctl, PR_GET_SECUREBITS), std::memory_order_relaxed);
   HappensBefore(&g_started);
   g_started.store(static_cast<uint32_t>(RawGettid()), std::memory_order_release);
