@@ -11,10 +11,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <ctime>
 
 #include "absl/base/thread_annotations.h"
 #include "annotate.h"
 #include "raw_syscall.h"
+#include "thread_role.h"
 
 namespace pristine {
 
@@ -23,8 +25,10 @@ static_assert(sizeof(FutexWord) == sizeof(uint32_t), "futex words are 32-bit");
 
 // Sleeps while *word == expected. May return spuriously (signal, a wake meant
 // for an earlier user of the same address); callers re-check in a loop.
-inline void FutexWait(FutexWord* word, uint32_t expected) {
-  RawSyscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, nullptr);
+// With a `timeout` (relative), also returns when it has passed.
+inline void FutexWait(FutexWord* word, uint32_t expected,
+                      const struct timespec* timeout = nullptr) {
+  RawSyscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, timeout);
 }
 
 inline void FutexWakeOne(FutexWord* word) {
@@ -45,7 +49,9 @@ class ABSL_LOCKABLE FutexMutex {
   FutexMutex(const FutexMutex&) = delete;
   FutexMutex& operator=(const FutexMutex&) = delete;
 
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+  // Never in a signal-safe entry point: the interrupted thread may hold it.
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() PRISTINE_EXCLUDES_ROLE(kSignalSafeRole) {
+    PRISTINE_CHECK_NOT_ROLE(Bits(Role::kSignalSafe));
     SyncWord(&state_, sizeof state_);  // for race detectors (annotate.h)
     uint32_t c = 0;
     if (!state_.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
@@ -56,6 +62,16 @@ class ABSL_LOCKABLE FutexMutex {
       }
     }
     HappensAfter(this);  // for race detectors (annotate.h)
+  }
+
+  // Takes the lock if it is free; never waits (for paths that may run in a
+  // signal handler that interrupted a holder).
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
+    SyncWord(&state_, sizeof state_);  // for race detectors (annotate.h)
+    uint32_t c = 0;
+    if (!state_.compare_exchange_strong(c, 1, std::memory_order_acquire)) return false;
+    HappensAfter(this);
+    return true;
   }
 
   void Unlock() ABSL_UNLOCK_FUNCTION() {
@@ -75,7 +91,9 @@ class ABSL_LOCKABLE FutexMutex {
 
 class ABSL_SCOPED_LOCKABLE FutexLock {
  public:
-  explicit FutexLock(FutexMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
+  explicit FutexLock(FutexMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
+      PRISTINE_EXCLUDES_ROLE(kSignalSafeRole)
+      : mu_(mu) {
     mu_->Lock();
   }
   ~FutexLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }

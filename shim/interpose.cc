@@ -4,15 +4,21 @@
 #include <dlfcn.h>
 
 #include "absl/base/attributes.h"
+#include "dlsym.h"
 
 namespace pristine {
 namespace interpose_internal {
 
-RealFunctions g_real;
+ABSL_CONST_INIT RealFunctions g_real;
 
 // Runs on an ordinary thread or in a half-initialised process (a constructor).
-// Two threads resolving the same name at once store the same pointer.
-void* Resolve(const char* name) { return dlsym(RTLD_NEXT, name); }
+// Two threads resolving the same name at once store the same pointer. libc's
+// dlsym, called from here: RTLD_NEXT means after this library, and the
+// exported dlsym (dlsym.cc) is never involved.
+void* Resolve(const char* name) {
+  DlsymFn libc_dlsym = LibcDlsym();
+  return libc_dlsym != nullptr ? libc_dlsym(RTLD_NEXT, name) : nullptr;
+}
 
 __thread bool t_library_create __attribute__((tls_model("initial-exec"))) = false;
 
@@ -50,6 +56,10 @@ void ResolveThreadMaking() {
   if (g_first_create.load(std::memory_order_acquire) != nullptr) return;
   CreateFn real = REAL(pthread_create);
   JoinFn real_join = LIBC(pthread_join);
+  DlsymFn libc_dlsym = LibcDlsym();
+  auto dlsym = [&](void* handle, const char* name) {
+    return libc_dlsym != nullptr ? libc_dlsym(handle, name) : nullptr;
+  };
   void* first = dlsym(RTLD_DEFAULT, "pthread_create");
   bool ahead = first != nullptr && !DefinedHere(first);
   void* first_join = dlsym(RTLD_DEFAULT, "pthread_join");
