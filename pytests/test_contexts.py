@@ -182,10 +182,11 @@ def test_thread_sanitizer(shim, sanitized, variant, taint):
                  "child_wrong_net": 0}, (r, proc.where)
 
 
-@pytest.mark.parametrize("variant", TSAN_VARIANTS)
+@pytest.mark.parametrize("variant", ["gcc_library_first"])
 def test_thread_sanitizer_still_sees_a_real_race(shim, sanitized, variant):
-    """The ordering the library publishes is pthread_create's and no more: a write made by the
-    creator after pthread_create returned, read by the new thread, is still reported."""
+    """The ordering the library publishes (behind TSan; ahead of it TSan orders the create itself)
+    is pthread_create's and no more: a write made by the creator after pthread_create returned,
+    read by the new thread, is still reported."""
     binary, preload = tsan_case(variant, sanitized, shim)
     proc = run([binary, "fs", "6", "race"], preload=preload)
     assert "WARNING: ThreadSanitizer: data race" in proc.stderr, f"{proc.where}\n{proc.stderr}"
