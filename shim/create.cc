@@ -29,6 +29,7 @@
 #include <cstring>
 
 #include "absl/base/attributes.h"
+#include "annotate.h"
 #include "attr.h"
 #include "baseline.h"
 #include "child_start.h"
@@ -252,6 +253,9 @@ bool CreateForwarded(pthread_t* thread, const pthread_attr_t* attr, ChildSetup* 
                      DimSet taint, int* rc) {
   const Options& options = CurrentOptions();
   CaptureInherited(setup, attr, taint, options);
+  // The program's writes so far happen before the new thread's routine, for
+  // race detectors that cannot see the hand-off (annotate.h).
+  PublishToNewThread(setup);
   DimSet open_ns = taint.has(Dim::kFiles) ? (taint & kNamespaceDims) - options.isolated : DimSet();
   // Default attributes: a spare made ahead of time fits, if one is ready.
   bool spare_fits = attr == nullptr && open_ns.empty();
@@ -482,6 +486,9 @@ long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds) {
 
 int CreateThread(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
                  void* arg) {
+  // The library's own thread coming back from an interposer ahead of it
+  // (interpose.h): glibc's create, not counted as the program's.
+  if (InLibraryCreate()) return REAL(pthread_create)(thread, attr, start, arg);
   ReportCountCreate();
   if (CreatePassesStraightThrough()) return REAL(pthread_create)(thread, attr, start, arg);
   return CreateSlow(thread, attr, start, nullptr, arg);

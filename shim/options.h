@@ -17,12 +17,6 @@ enum class Verify : uint8_t { kFast, kStrict };
 enum class BaselineMode : uint8_t { kLoad, kFirstThread };
 enum class LogDest : uint8_t { kStderr, kOff, kFile };
 
-// The default policy table of PRODUCT.md: isolate everything but the
-// signal mask, scheduling and the thread name (security dimensions are never
-// "isolated": they follow the never-escalate rule).
-constexpr DimSet kDefaultIsolated =
-    kNamespaceDims | Dim::kFs | Dim::kFiles | Dim::kAffinity;
-
 constexpr int kMaxPathLen = 512;
 
 struct Options {

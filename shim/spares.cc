@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "absl/base/attributes.h"
+#include "annotate.h"
 #include "futex.h"
 #include "lifecycle.h"
 #include "interpose.h"
@@ -85,6 +86,9 @@ void* SpareMain(void* slot);
 // create failed.
 bool CreateSpare(uint32_t generation, bool batch) {
   PRISTINE_CHECK_ROLE(Role::kTemplate | Role::kSpare);
+  // A spare would run the trampoline of an interposer ahead of the library
+  // (a sanitizer's) on a thread that did not start with it (interpose.h).
+  if (InterposerAhead()) return false;
   Spare* s;
   {
     FutexLock lock(&g_spare_pool_mu);
@@ -96,12 +100,13 @@ bool CreateSpare(uint32_t generation, bool batch) {
     g_free_slots &= g_free_slots - 1;
     ++g_starting;
   }
+  SyncWord(&s->state, sizeof s->state);  // for race detectors (annotate.h)
   s->state.store(kReady, std::memory_order_relaxed);
   s->generation = generation;
   s->batch = batch;
   pthread_t t;
   // pthread_create publishes the slot's contents to the new thread.
-  int rc = REAL(pthread_create)(&t, nullptr, SpareMain, s);
+  int rc = CreateLibraryThread(&t, nullptr, SpareMain, s);
   FutexLock lock(&g_spare_pool_mu);
   --g_starting;
   if (rc != 0) {
@@ -140,6 +145,7 @@ uint32_t AwaitWork(Spare* self) {
       FutexWait(&self->state, kSleeping);
     }
   }
+  HappensAfter(self);  // the hand-off or retirement (annotate.h)
   return s;
 }
 
@@ -195,10 +201,11 @@ void RunRefill(HandoffRequest*) PRISTINE_REQUIRES_ROLE(kTemplateRole) {
 // Makes a spare exit, joins it, frees its slot, and waits until the kernel
 // no longer counts it (a single-threaded change retried after a stop).
 void Retire(Spare* s) {
+  HappensBefore(s);
   if (s->state.exchange(kRetire, std::memory_order_acq_rel) == kSleeping) {
     FutexWakeOne(&s->state);
   }
-  LIBC(pthread_join)(s->thread, nullptr);
+  JoinLibraryThread(s->thread, nullptr);
   int tid = s->tid.load(std::memory_order_relaxed);
   FreeSlot(s);
   WaitUntilThreadReleased(tid);
@@ -222,6 +229,7 @@ bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread) {
   *thread = s->thread;
   s->start = start;
   s->arg = arg;
+  HappensBefore(s);
   if (s->state.exchange(kHanded, std::memory_order_acq_rel) == kSleeping) {
     FutexWakeOne(&s->state);
   }
