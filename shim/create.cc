@@ -173,7 +173,7 @@ void CaptureInherited(ChildSetup* s, const pthread_attr_t* attr, DimSet taint,
   s->forwarded = true;
   DimSet isolated = options.isolated;
   s->set_sigmask = !AttrHasSigmask(attr);
-  s->sigmask = isolated.has(Dim::kSigmask) ? BaselineSigmask() : ReadSigmask();
+  if (s->set_sigmask) s->sigmask = IntendedSigmask(attr, taint, options);
   // The template's threads are named after it, so the name is always set;
   // it is the caller's own only if verified different from the baseline's.
   s->set_name = true;
@@ -267,7 +267,7 @@ bool CreateForwarded(pthread_t* thread, const pthread_attr_t* attr, ChildSetup* 
   req.base.run = RunCreate;
   req.attr = attr;
   req.setup = setup;
-  req.caller_tid = RawGettid();
+  req.caller_tid = open_ns.empty() ? 0 : RawGettid();
   req.open_ns = open_ns;
   do {
     if (!RunOnTemplate(&req.base)) return false;

@@ -42,11 +42,10 @@ constexpr uint32_t kReady = 0, kSleeping = 1, kHanded = 2, kRetire = 3;
 struct Spare {
   pthread_t thread = 0;  // written by its creator before the slot is published
   FutexWord state{kReady};
-  std::atomic<int> tid{0};  // written by the spare when it starts
+  std::atomic<int> tid{0};  // written by the spare when it is retired
   void* (*start)(void*) = nullptr;
   void* arg = nullptr;
   uint32_t generation = 0;  // of the baseline it was created in
-  bool batch = false;       // born SCHED_BATCH (see WaitAsBatch)
   Spare* next = nullptr;    // in g_ready
 };
 static_assert(kMaxSpares <= 32, "g_free_slots has a bit per slot");
@@ -81,10 +80,9 @@ void* SpareMain(void* slot);
 // Creates one spare if the pool is below its target. Called on the template,
 // or on a spare that was just handed work and still runs none of the
 // program's code: either is in the baseline state of `generation`, which the
-// new spare inherits (all signals blocked included), and is SCHED_BATCH if
-// `batch`. Returns false if the pool is full, that baseline is gone, or the
-// create failed.
-bool CreateSpare(uint32_t generation, bool batch) {
+// new spare inherits (all signals blocked included). Returns false if the
+// pool is full, that baseline is gone, or the create failed.
+bool CreateSpare(uint32_t generation) {
   PRISTINE_CHECK_ROLE(Role::kTemplate | Role::kSpare);
   // A spare would run the trampoline of an interposer ahead of the library
   // (a sanitizer's) on a thread that did not start with it (interpose.h).
@@ -103,7 +101,6 @@ bool CreateSpare(uint32_t generation, bool batch) {
   SyncWord(&s->state, sizeof s->state);  // for race detectors (annotate.h)
   s->state.store(kReady, std::memory_order_relaxed);
   s->generation = generation;
-  s->batch = batch;
   pthread_t t;
   // pthread_create publishes the slot's contents to the new thread.
   int rc = CreateLibraryThread(&t, nullptr, SpareMain, s);
@@ -120,24 +117,13 @@ bool CreateSpare(uint32_t generation, bool batch) {
   return true;
 }
 
-// Whether spares wait as SCHED_BATCH. The kernel never lets a SCHED_BATCH
-// thread preempt the thread that wakes it: a spare that slept would otherwise
-// often run at once on the caller's CPU, and the caller of pthread_create
-// would wait for the new thread to create its replacement. A spare is born
-// SCHED_BATCH (its creator is, while it creates) and returns to SCHED_OTHER,
-// one system call, before the program's code: only when the baseline's
-// policy is SCHED_OTHER, to which any thread may return from SCHED_BATCH.
-// Runs on the template, whose policy is the baseline's (template_thread.cc).
-bool WaitAsBatch() { return RawSyscall(SYS_sched_getscheduler, 0) == SCHED_OTHER; }
-
-bool SetPolicy(int policy) {
-  struct sched_param param = {};
-  return RawSyscall(SYS_sched_setscheduler, 0, policy, &param) == 0;
-}
-
 // Waits until the spare is handed work or retired; returns which.
 uint32_t AwaitWork(Spare* self) {
   uint32_t s = kReady;
+  // A new spare first lets its CPU go once: a creator that runs then (on one
+  // CPU, the one that joins the previous spare's thread) hands it work before
+  // it sleeps, which saves the wake and the sleep.
+  if (self->state.load(std::memory_order_acquire) == kReady) RawSyscall(SYS_sched_yield);
   // Handed work before it first ran, this spare never sleeps. Otherwise it
   // says it sleeps, so that the hand-off knows to wake it.
   if (self->state.compare_exchange_strong(s, kSleeping, std::memory_order_acq_rel)) {
@@ -154,25 +140,22 @@ uint32_t AwaitWork(Spare* self) {
 void* SpareMain(void* slot) {
   kSpareRole.Enter();
   Spare* self = static_cast<Spare*>(slot);
-  self->tid.store(RawGettid(), std::memory_order_relaxed);
-  // Retired: the retiring thread frees the slot once it has joined us.
+  // Retired: the retiring thread frees the slot once it has joined us, and
+  // waits until the kernel has let this thread go (by its tid).
   if (AwaitWork(self) == kRetire) {
+    self->tid.store(RawGettid(), std::memory_order_relaxed);
     kSpareRole.Leave();
     return nullptr;
   }
   void* (*start)(void*) = self->start;
   void* arg = self->arg;
   uint32_t generation = self->generation;
-  bool batch = self->batch;
   FreeSlot(self);
   // The replacement comes from here, not from the template: this thread is
   // running anyway and is still in the baseline state, so a steady stream of
   // forwarded creates costs one clone each, like plain creates, and never
   // wakes the template. Two when the pool is short, to catch up.
-  if (CreateSpare(generation, batch)) CreateSpare(generation, batch);
-  if (batch && !SetPolicy(SCHED_OTHER)) {
-    Log("pristine: a forwarded thread could not leave SCHED_BATCH, which it waited in\n");
-  }
+  if (CreateSpare(generation)) CreateSpare(generation);
   kSpareRole.Leave();
   return start(arg);
 }
@@ -191,11 +174,8 @@ void RunRefill(HandoffRequest*) PRISTINE_REQUIRES_ROLE(kTemplateRole) {
     FutexLock lock(&g_spare_pool_mu);
     generation = g_generation;
   }
-  bool batch = WaitAsBatch() && SetPolicy(SCHED_BATCH);
-  while (CreateSpare(generation, batch)) {
+  while (CreateSpare(generation)) {
   }
-  // Back to the baseline's policy for the threads it creates itself.
-  if (batch) SetPolicy(SCHED_OTHER);
 }
 
 // Makes a spare exit, joins it, frees its slot, and waits until the kernel

@@ -11,8 +11,7 @@
 //
 // A spare is an ordinary joinable thread with the default stack; handing it
 // a start routine is indistinguishable, to the program, from creating it then
-// (pthread_t, join, detach, return value, pthread_exit), but for one window:
-// until its first instructions run it is SCHED_BATCH (spares.cc).
+// (pthread_t, join, detach, return value, pthread_exit).
 #ifndef PRISTINE_SHIM_SPARES_H_
 #define PRISTINE_SHIM_SPARES_H_
 
