@@ -346,22 +346,6 @@ void ResetAfterFork() {
   ResetSitesAfterFork();
 }
 
-// Whether PRISTINE_OPTIONS names log= explicitly (Options cannot tell an
-// explicit log=stderr from the default, which logs warnings only).
-bool LogExplicitlyRequested() {
-  const char* text = getenv("PRISTINE_OPTIONS");
-  bool requested = false;  // the last log= token wins, as in ParseOptions
-  for (const char* c = text; c != nullptr && *c != '\0';) {
-    const char* end = strchr(c, ':');
-    size_t len = end != nullptr ? static_cast<size_t>(end - c) : strlen(c);
-    if (len > 4 && strncmp(c, "log=", 4) == 0) {
-      requested = !(len == 7 && strncmp(c + 4, "off", 3) == 0);
-    }
-    c = end != nullptr ? end + 1 : nullptr;
-  }
-  return requested;
-}
-
 }  // namespace
 
 void ReportTaintedCreate(DimSet taint, Decision decision, bool forwarded_ok) {
@@ -383,7 +367,7 @@ void ReportTaintedCreate(DimSet taint, Decision decision, bool forwarded_ok) {
 
 void ReportInit() {
   const Options& o = CurrentOptions();
-  g_log_sites = o.log != LogDest::kOff && LogExplicitlyRequested();
+  g_log_sites = o.log != LogDest::kOff && o.log_explicit;
   bool report = o.report_path[0] != '\0';
   if (!report && !g_log_sites) return;
   if (report) {
