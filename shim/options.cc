@@ -264,6 +264,7 @@ bool StderrIsOpen() { return RawSyscall(SYS_fcntl, 2, F_GETFD) >= 0; }
 
 Options g_options;
 bool g_secure = false;
+bool g_wrapper = false;
 
 }  // namespace
 
@@ -346,11 +347,14 @@ const Options& CurrentOptions() { return g_options; }
 
 bool InSecureExecution() { return g_secure; }
 
+bool StartedByWrapper() { return g_wrapper; }
+
 void LoadOptions() {
   g_secure = getauxval(AT_SECURE) != 0;
   // getenv is safe here: environ is set up before any constructor runs.
   const char* text = getenv(kVariable);
   if (!g_secure) {
+    g_wrapper = getenv("PRISTINE_RUN") != nullptr;
     ParseOptions(text, &g_options, StderrSink, nullptr);
     if (g_options.help) WriteOptionsHelp(StderrSink, nullptr);
     return;

@@ -92,6 +92,10 @@ const Options& CurrentOptions();
 // found it. Nothing taken from the environment may then make the library open or write a file.
 bool InSecureExecution();
 
+// Whether pristine-run started the program (it sets PRISTINE_RUN), so that hints can name its
+// flags rather than PRISTINE_OPTIONS keys. Read by LoadOptions().
+bool StartedByWrapper();
+
 // Called once from the library constructor, or from the first interposed call that comes
 // before it, on that thread. Errors and help=1 go to stderr.
 void LoadOptions();
