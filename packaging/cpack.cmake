@@ -44,6 +44,8 @@ set(CPACK_DEBIAN_DBGSYM_DESCRIPTION "debug symbols for pristine
 The debug symbols of libpristine.so, found by debuggers through the
 library's build id.")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+# Removal is refused while /etc/ld.so.preload still names the library (packaging/prerm).
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA ${CMAKE_CURRENT_LIST_DIR}/prerm)
 # The install rules' pkg-config file must name /usr, not CPack's staging directory.
 set(CPACK_PROJECT_CONFIG_FILE ${CMAKE_CURRENT_LIST_DIR}/cpack-config.cmake)
 set(CPACK_PRISTINE_VERSION_FILE ${PRISTINE_GENERATED_DIR}/version.txt)
