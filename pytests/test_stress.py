@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Short stress run (testapps/stress.cc) under the shim: tainted and clean creators at once through
-every API (joined and detached), forks, SIGUSR1 storms, creators changing state and exiting.
+every API (joined and detached), forks (every other forked child races 2-4 first changes at
+once), SIGUSR1 storms, creators changing state and exiting.
 Every child checks its own state against the default policy. scripts/stress is the long run.
 
 The figures must be: wrong_states 0, lost 0, doubled 0, fork_failures 0, create_errors 0, hangs 0

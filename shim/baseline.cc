@@ -16,6 +16,9 @@ namespace {
 struct Cache {
   FutexMutex mu;
   int template_tid ABSL_GUARDED_BY(mu) = 0;
+  // Until a template runs: whether threads other than the defining one may
+  // differ outside the snapshot dimensions (a rebase).
+  bool others_may_differ ABSL_GUARDED_BY(mu) = false;
   // The snapshot dimensions.
   uint64_t sigmask ABSL_GUARDED_BY(mu) = 0;
   char name[16] ABSL_GUARDED_BY(mu) = {};
@@ -54,7 +57,7 @@ bool BaselineNamespace(Dim d, uint64_t* id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_cach
 
 }  // namespace
 
-void BaselineCaptureSnapshot() {
+void BaselineCaptureSnapshot(OtherThreads others) {
   uint64_t mask = ReadSigmask();
   char name[16];
   ReadName(name);
@@ -68,6 +71,7 @@ void BaselineCaptureSnapshot() {
   g_cache.sched = sched;
   g_cache.sched_ok = sched_ok;
   g_cache.template_tid = 0;
+  g_cache.others_may_differ = others == OtherThreads::kMayDiffer;
   g_cache.ForgetValues();
 }
 
@@ -86,6 +90,7 @@ void BaselineForgetAfterFork() {
   g_cache.mu.ResetAfterFork();
   FutexLock lock(&g_cache.mu);
   g_cache.template_tid = 0;
+  g_cache.others_may_differ = false;
   g_cache.ForgetValues();
 }
 
@@ -121,8 +126,9 @@ void BaselineSched(int* policy, int* priority, int* nice) {
   *nice = g_cache.sched.nice;
 }
 
-DimSet BaselineDifferences(DimSet dims) {
+DimSet BaselineDifferences(DimSet dims, DimSet* unverified) {
   DimSet diff;
+  *unverified = DimSet();
   // The caller's own values first, without the lock.
   uint64_t self_ns[kDimCount] = {};
   uint32_t self_ns_ok = 0;
@@ -142,8 +148,7 @@ DimSet BaselineDifferences(DimSet dims) {
 
   FutexLock lock(&g_cache.mu);
   if (g_cache.template_tid == 0) {
-    // No template yet: it starts before the first change outside the
-    // snapshot (lifecycle.h), so no thread differs there yet.
+    if (g_cache.others_may_differ) *unverified = dims - kSnapshotDims;
     dims &= kSnapshotDims;
   }
   // A loop rather than ForEachDim: the thread-safety analysis does not see

@@ -25,9 +25,14 @@ namespace pristine {
 // The dimensions copied from the defining thread rather than the template.
 constexpr DimSet kSnapshotDims = DimSet(Dim::kSigmask) | Dim::kName | Dim::kSched;
 
+// Whether threads other than the one defining the baseline may differ from it
+// before the next template runs: no at load, in a forked child and wherever
+// the defining thread is alone or no change was recorded yet; yes at a rebase.
+enum class OtherThreads : uint8_t { kInBaseline, kMayDiffer };
+
 // Makes the calling thread's snapshot dimensions the baseline's and forgets
 // everything read from a template. The calling thread defines the baseline.
-void BaselineCaptureSnapshot();
+void BaselineCaptureSnapshot(OtherThreads others);
 
 // Adopts a newly started template (its tid) as the source of the other
 // dimensions. Called by the thread that started it.
@@ -42,10 +47,13 @@ void BaselineForgetAfterFork();
 
 // Which of `dims` differ between the calling thread and the baseline. A value
 // that cannot be read counts as different (the safe side for every policy).
-// With no template running, only snapshot dimensions are compared (the
-// template starts before the first change of any other: lifecycle.h).
+// With no template running, only snapshot dimensions are compared: the
+// others equal the baseline's (the template runs before any thread records a
+// change of them: lifecycle.h, "The first change"), except while a rebase
+// replaces the template (OtherThreads::kMayDiffer), when they are returned in
+// *unverified, neither different nor equal.
 // Not on the template thread. Returns only `dims` members.
-DimSet BaselineDifferences(DimSet dims);
+DimSet BaselineDifferences(DimSet dims, DimSet* unverified);
 
 // The baseline's signal mask (glibc's internal signals excluded).
 uint64_t BaselineSigmask();

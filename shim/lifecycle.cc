@@ -53,22 +53,28 @@ void WarnNoTemplate() {
             "through unchanged\n");
 }
 
-// Starts the template from the calling thread. On failure the shim passes
-// every create through, for good: there is no thread left in a known state.
+// Starts the template from the calling thread (see "The first change" in
+// lifecycle.h). The plan is settled only once the template runs and the
+// baseline knows its tid: a change that reads the settled plan without the
+// lock must find the template there. On failure the shim passes every create
+// through, for good: there is no thread left in a known state.
 bool StartTemplateHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
-  g_plan.store(Plan::kSettled, std::memory_order_relaxed);
-  if (StartTemplate()) return true;
-  g_state.store(kPassThrough, std::memory_order_release);
-  WarnNoTemplate();
-  return false;
+  bool started = StartTemplate();
+  if (!started) {
+    g_state.store(kPassThrough, std::memory_order_release);
+    WarnNoTemplate();
+  }
+  g_plan.store(Plan::kSettled, std::memory_order_release);
+  return started;
 }
 
 // The calling thread defines the baseline from now on and is clean by
 // definition. Where it is the only thread (a forked child, the first create
 // with baseline=first-thread, after a single-threaded change) no other thread
 // has to compare itself afresh; RebaseToCallingThread advances the epoch.
-void DefineBaselineHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
-  BaselineCaptureSnapshot();
+void DefineBaselineHere(OtherThreads others = OtherThreads::kInBaseline)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+  BaselineCaptureSnapshot(others);
   g_snapshot_pending.store(false, std::memory_order_relaxed);
   MarkThreadClean();
   if (CurrentOptions().verify == Verify::kStrict) StartTemplateHere();
@@ -86,7 +92,7 @@ void DeferBaselineSnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
 // Reads the snapshot dimensions if load left them to the first need.
 void CaptureSnapshotIfPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
   if (!g_snapshot_pending.load(std::memory_order_relaxed)) return;
-  BaselineCaptureSnapshot();
+  BaselineCaptureSnapshot(OtherThreads::kInBaseline);  // no change recorded yet
   g_snapshot_pending.store(false, std::memory_order_relaxed);
 }
 
@@ -290,7 +296,7 @@ bool RebaseToCallingThread() {
   FutexLock lock(&g_mu);
   StopTemplate();
   NoteRebase();  // other threads exist: each compares itself afresh
-  DefineBaselineHere();
+  DefineBaselineHere(OtherThreads::kMayDiffer);
   // Other threads may compare themselves at any moment: start it right away.
   return TemplateRunning() || StartTemplateHere();
 }

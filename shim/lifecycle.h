@@ -12,6 +12,39 @@
 // stays single-threaded if it was, and pays a few microseconds at load. With
 // verify=strict, which must also catch changes no entry point sees, the
 // template starts when the baseline is defined.
+//
+// The first change (several threads may make theirs at the same moment):
+//
+//   thread A (first change)           thread B (its own change, same moment)
+//   ───────────────────────           ──────────────────────────────────────
+//   BeforeChange: plan == kAtFirstChange
+//   lock g_mu                         BeforeChange: plan == kAtFirstChange
+//   snapshot (if pending)             lock g_mu ── waits ─┐
+//   StartTemplate (A still baseline)                      │
+//     template tid -> baseline                            │
+//   plan = kSettled (release)                             │
+//   unlock ───────────────────────────────────────────────┘ plan == kSettled:
+//   change                                                  unlock, change
+//
+// Invariants, kept by BeforeChange and StartTemplateHere:
+//  1. Only a thread holding g_mu, inside BeforeChange and before its own
+//     change, starts the template. Every change passes BeforeChange first, so
+//     that thread has recorded no change outside the snapshot dimensions, and
+//     no other thread changed it (a change of another thread starts the
+//     template first, from the changing thread): it is in the baseline state.
+//  2. The plan leaves kAtFirstChange only after the template runs and the
+//     baseline knows its tid (StartTemplateHere; release, read with acquire),
+//     or when the shim passes through. A thread that reads kAtFirstChange
+//     waits for g_mu; one that reads kSettled finds the template running. So
+//     no change outside the snapshot dimensions is made while the template is
+//     starting, and the template inherits none.
+//  3. A taint verdict for a dimension outside the snapshot is cached only when
+//     it was compared with a running template (baseline.h: unverified
+//     dimensions stay pending). That covers the one window where the template
+//     is replaced while other threads run: a rebase.
+// Tested by testapps/first_change (K threads released at once into different
+// first changes, through every entry point), the stress program's forked
+// children and the property test's simultaneous steps.
 #ifndef PRISTINE_SHIM_LIFECYCLE_H_
 #define PRISTINE_SHIM_LIFECYCLE_H_
 

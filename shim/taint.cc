@@ -85,15 +85,19 @@ DimSet CurrentTaint(bool strict) {
       check |= kSecurityDims - kUnverifiable;
     }
   }
+  DimSet unverified;
   if (!check.empty()) {
-    DimSet diff = BaselineDifferences(check);
+    DimSet diff = BaselineDifferences(check, &unverified);
     t.known = ((DimSet(t.known) - check) | diff).bits();
   }
-  t.pending = 0;
+  // What could not be compared now is compared at the next create: never
+  // cached as equal to the baseline.
+  t.pending = unverified.bits();
   t.cross_epoch = cross;
   t.rebase_epoch = rebase;
   t.security_epoch = security;
-  return DimSet(t.known);
+  // Unknown counts as different, the safe side for every policy.
+  return DimSet(t.known) | unverified;
 }
 
 bool ThreadRecordedChanges() { return (t_taint.pending | t_taint.known) != 0; }

@@ -74,8 +74,9 @@ void NoteRebase();
 void NoteProcessWideSecurityChange();
 
 // The calling thread's taint: which dimensions differ from the baseline now.
-// verify=fast reads only what may have changed; verify=strict reads all.
-// Not on the template thread.
+// verify=fast reads only what may have changed; verify=strict reads all. A
+// dimension that cannot be compared now (no template while a rebase replaces
+// it) counts as tainted and stays pending. Not on the template thread.
 DimSet CurrentTaint(bool strict);
 
 // Whether the calling thread has recorded any change since it was last known

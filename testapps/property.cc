@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // property: random sequences of taints on random threads, creates through random APIs, and a
-// check of every new thread against a model of the default policy (PRODUCT.md):
+// check of every new thread against a model of the default policy:
 //   isolate  net uts ipc mnt cgroup (namespaces), fs (kcmp with the main thread), files (kcmp),
 //            affinity                      -> the new thread has the baseline's
 //   inherit  sigmask, nice, name           -> the new thread has its creator's (the model's value)
@@ -25,6 +25,7 @@
 #include <threads.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -91,7 +92,8 @@ int ReadNice() {
 
 std::mutex g_log_mu;
 std::vector<std::string> g_mismatches;
-long g_creates = 0, g_spawns = 0, g_taints = 0;
+std::atomic<long> g_creates{0};  // workers create at the same time in simultaneous steps
+long g_spawns = 0, g_taints = 0;
 
 void Mismatch(const std::string& what) {
   std::lock_guard<std::mutex> l(g_log_mu);
@@ -156,10 +158,20 @@ struct Worker {
   }
 
   void Run(std::function<void()> c) {
+    Start(std::move(c));
+    Wait();
+  }
+
+  // Start and Wait: several workers run commands at the same time.
+  void Start(std::function<void()> c) {
     std::unique_lock<std::mutex> l(mu);
     cmd = std::move(c);
     busy = true;
     cv.notify_all();
+  }
+
+  void Wait() {
+    std::unique_lock<std::mutex> l(mu);
     cv.wait(l, [&] { return !busy; });
   }
 
@@ -263,6 +275,55 @@ void CreateChild(int api, const Model& m, const std::string& ctx) {
   }
 }
 
+// A taint (isolated or inherited dimension) of kind `kind` (0..11), applied by worker `w` to
+// itself, on its own thread; `r` chooses the values. Updates the worker's model.
+void ApplyTaint(Worker* w, int kind, uint64_t r, const std::vector<int>& cpus) {
+  static const int sigs[] = {SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGRTMIN + 2};
+  switch (kind) {
+    case 0: unshare(CLONE_NEWNET); break;
+    case 1: unshare(CLONE_NEWUTS); break;
+    case 2: unshare(CLONE_NEWIPC); break;
+    case 3: unshare(CLONE_NEWNS); break;
+    case 4: unshare(CLONE_NEWCGROUP); break;
+    case 5:
+      unshare(CLONE_FS);
+      if (chdir("/tmp") != 0) std::perror("property: chdir");
+      umask(077);
+      break;
+    case 6: unshare(CLONE_FILES); break;
+    case 7: {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpus[r % cpus.size()], &one);
+      sched_setaffinity(0, sizeof one, &one);
+      break;
+    }
+    case 8: setns(g_base.net_fd, CLONE_NEWNET); break;  // back to the baseline netns
+    case 9: {
+      sigset_t s;
+      sigemptyset(&s);
+      int sig = sigs[r % 5];
+      sigaddset(&s, sig);
+      bool unblock = (r >> 8) & 1;
+      if (pthread_sigmask(unblock ? SIG_UNBLOCK : SIG_BLOCK, &s, nullptr) == 0) {
+        uint64_t bit = 1ull << (sig - 1);
+        w->model.sigmask = unblock ? (w->model.sigmask & ~bit) : (w->model.sigmask | bit);
+      }
+      break;
+    }
+    case 10: {
+      int n = static_cast<int>(r % 20);
+      if (setpriority(PRIO_PROCESS, static_cast<id_t>(Tid()), n) == 0) w->model.nice = n;
+      break;
+    }
+    default: {
+      std::string name = "w" + std::to_string(w->id) + "-" + std::to_string(r % 1000);
+      if (pthread_setname_np(pthread_self(), name.c_str()) == 0) w->model.name = name;
+      break;
+    }
+  }
+}
+
 const char* const kApis[] = {"pthread", "pthread-detached", "std::thread", "thrd_create",
                              "std::async"};
 
@@ -315,62 +376,49 @@ int main(int argc, char** argv) {
   };
   spawn_from_main();
   spawn_from_main();
+  // Half the seeds start with simultaneous first changes (nothing of the library runs yet);
+  // later simultaneous steps find it running.
+  bool cold_start = (rng() & 1) != 0;
 
-  const int sigs[] = {SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGRTMIN + 2};
   for (int step = 0; step < steps; ++step) {
     Worker* w = g_workers[rng() % g_workers.size()].get();
     int op = static_cast<int>(rng() % 100);
     std::string ctx = "step " + std::to_string(step) + " worker " + std::to_string(w->id);
+    if (step == 0 && cold_start) op = 40;  // the process's first change, made by several at once
+    if (op >= 40 && op < 48 && g_workers.size() > 1) {
+      // Several workers change their state at the same moment (released through a barrier),
+      // each with its own kind of taint, and create a thread right after: at step 0 these are
+      // the process's first changes.
+      size_t n = std::min<size_t>(g_workers.size(), 2 + rng() % 3);
+      std::vector<Worker*> chosen;
+      for (size_t i = 0; i < g_workers.size() && chosen.size() < n; ++i) {
+        if (rng() % (g_workers.size() - i) < n - chosen.size()) chosen.push_back(g_workers[i].get());
+      }
+      pthread_barrier_t barrier;
+      pthread_barrier_init(&barrier, nullptr, static_cast<unsigned>(chosen.size()));
+      for (Worker* c : chosen) {
+        int kind = static_cast<int>(rng() % 12);
+        uint64_t r = rng();
+        int api = static_cast<int>(rng() % 5);
+        std::string cc = ctx + " together with " + std::to_string(chosen.size() - 1) +
+                         " other workers, then create via " + kApis[api];
+        g_taints++;
+        c->Start([&, c, kind, r, api, cc] {
+          pthread_barrier_wait(&barrier);
+          ApplyTaint(c, kind, r, cpus);
+          CreateChild(api, c->model, cc);
+        });
+      }
+      for (Worker* c : chosen) c->Wait();
+      pthread_barrier_destroy(&barrier);
+      continue;
+    }
     if (op < 40) {
       // A taint (isolated or inherited dimension), applied by the worker to itself.
       int kind = static_cast<int>(rng() % 12);
       uint64_t r = rng();
       g_taints++;
-      w->Run([&, kind, r] {
-        switch (kind) {
-          case 0: unshare(CLONE_NEWNET); break;
-          case 1: unshare(CLONE_NEWUTS); break;
-          case 2: unshare(CLONE_NEWIPC); break;
-          case 3: unshare(CLONE_NEWNS); break;
-          case 4: unshare(CLONE_NEWCGROUP); break;
-          case 5:
-            unshare(CLONE_FS);
-            if (chdir("/tmp") != 0) std::perror("property: chdir");
-            umask(077);
-            break;
-          case 6: unshare(CLONE_FILES); break;
-          case 7: {
-            cpu_set_t one;
-            CPU_ZERO(&one);
-            CPU_SET(cpus[r % cpus.size()], &one);
-            sched_setaffinity(0, sizeof one, &one);
-            break;
-          }
-          case 8: setns(g_base.net_fd, CLONE_NEWNET); break;  // back to the baseline netns
-          case 9: {
-            sigset_t s;
-            sigemptyset(&s);
-            int sig = sigs[r % 5];
-            sigaddset(&s, sig);
-            bool unblock = (r >> 8) & 1;
-            if (pthread_sigmask(unblock ? SIG_UNBLOCK : SIG_BLOCK, &s, nullptr) == 0) {
-              uint64_t bit = 1ull << (sig - 1);
-              w->model.sigmask = unblock ? (w->model.sigmask & ~bit) : (w->model.sigmask | bit);
-            }
-            break;
-          }
-          case 10: {
-            int n = static_cast<int>(r % 20);
-            if (setpriority(PRIO_PROCESS, static_cast<id_t>(Tid()), n) == 0) w->model.nice = n;
-            break;
-          }
-          default: {
-            std::string name = "w" + std::to_string(w->id) + "-" + std::to_string(r % 1000);
-            if (pthread_setname_np(pthread_self(), name.c_str()) == 0) w->model.name = name;
-            break;
-          }
-        }
-      });
+      w->Run([&, kind, r] { ApplyTaint(w, kind, r, cpus); });
     } else if (op < 85) {
       int api = static_cast<int>(rng() % 5);
       std::string c = ctx + " create via " + kApis[api];
@@ -426,7 +474,7 @@ int main(int argc, char** argv) {
   }
   std::printf("{\"seed\": %llu, \"steps\": %d, \"creates\": %ld, \"spawns\": %ld, \"taints\": %ld, "
               "\"mismatches\": %zu, \"first\": [%s]}\n",
-              (unsigned long long)seed, steps, g_creates, g_spawns, g_taints,
+              (unsigned long long)seed, steps, g_creates.load(), g_spawns, g_taints,
               g_mismatches.size(), first.c_str());
   return g_mismatches.empty() ? 0 : 1;
 }

@@ -9,7 +9,10 @@
 //              netns. Every creator exits after a random number of creates and is replaced.
 //   forker     forks (from a tainted or a clean state); the child checks its own state, creates one
 //              thread that checks its state against the forking thread's (the child's baseline),
-//              and exits with a status the parent checks.
+//              and exits with a status the parent checks. Every other child first releases 2-4
+//              threads at once into different first changes (netns, fs, fd table, affinity),
+//              each creating a thread that must be in the child's baseline; half of those with
+//              the library already running in the child (a tainted create before the race).
 //   signaller  sends SIGUSR1 (handler without SA_RESTART) to random creators, which spend most of
 //              their time inside pthread_create (the handoff wait, under the shim).
 //   watchdog   if no progress for --hang-seconds, dumps every thread's state (and gdb backtraces if
@@ -33,6 +36,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -301,13 +305,115 @@ void* CreatorMain(void* p) {
 
 struct ForkChildResult {
   ino_t expect_net;
-  int bad = 0;
+  std::atomic<int> bad{0};
 };
 
 void* ForkChildThread(void* p) {
   auto* r = static_cast<ForkChildResult*>(p);
   if (NetInode() != r->expect_net) r->bad |= 4;
   return nullptr;
+}
+
+// In a forked child: K threads released at once into different first changes (the child's
+// first: nothing of the library runs in it yet, unless `warm`), each then creating a thread
+// that must be in the child's baseline: net namespace, fs and fd table shared with the child's
+// main thread, its CPU affinity.
+struct FirstChangeRace {
+  ino_t net;
+  pid_t main_tid;
+  cpu_set_t affinity;
+  pthread_barrier_t barrier;
+  ForkChildResult* result;
+};
+
+struct RaceWorker {
+  FirstChangeRace* race;
+  int kind;
+};
+
+void* RaceChild(void* p) {
+  auto* race = static_cast<FirstChangeRace*>(p);
+  pid_t pid = getpid(), self = static_cast<pid_t>(syscall(SYS_gettid));
+  cpu_set_t aff;
+  if (NetInode() != race->net) race->result->bad |= 8;
+  if (syscall(SYS_kcmp, pid, pid, KCMP_FILES, race->main_tid, self) != 0 ||
+      syscall(SYS_kcmp, pid, pid, KCMP_FS, race->main_tid, self) != 0) {
+    race->result->bad |= 16;
+  }
+  if (sched_getaffinity(0, sizeof aff, &aff) != 0 || !CPU_EQUAL(&aff, &race->affinity)) {
+    race->result->bad |= 32;
+  }
+  return nullptr;
+}
+
+void* RaceWorkerMain(void* p) {
+  auto* w = static_cast<RaceWorker*>(p);
+  pthread_barrier_wait(&w->race->barrier);
+  switch (w->kind) {
+    case 0: unshare(CLONE_NEWNET); break;
+    case 1: setns(g_alt_net_fd, CLONE_NEWNET); break;
+    case 2: {
+      if (unshare(CLONE_FS) == 0 && chdir("/") != 0) std::perror("stress: chdir");
+      break;
+    }
+    case 3: unshare(CLONE_FILES); break;
+    default: {
+      // Another CPU set than the child's: one CPU, or all of them when it has one.
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      if (CPU_COUNT(&w->race->affinity) > 1) {
+        for (int c = 0; c < CPU_SETSIZE; ++c) {
+          if (CPU_ISSET(c, &w->race->affinity)) {
+            CPU_SET(c, &set);
+            break;
+          }
+        }
+      } else {
+        for (int c = 0; c < g_ncpus; ++c) CPU_SET(c, &set);
+      }
+      sched_setaffinity(0, sizeof set, &set);
+      break;
+    }
+  }
+  pthread_t t;
+  if (pthread_create(&t, nullptr, RaceChild, w->race) != 0) w->race->result->bad |= 64;
+  else pthread_join(t, nullptr);
+  return nullptr;
+}
+
+void* WarmChild(void*) { return nullptr; }
+
+void* WarmUp(void*) {
+  pthread_t t;
+  if (unshare(CLONE_NEWUTS) == 0 && pthread_create(&t, nullptr, WarmChild, nullptr) == 0) {
+    pthread_join(t, nullptr);
+  }
+  return nullptr;
+}
+
+void RaceFirstChanges(ForkChildResult* r, std::mt19937_64& rng, bool warm) {
+  FirstChangeRace race;
+  race.net = NetInode();
+  race.main_tid = static_cast<pid_t>(syscall(SYS_gettid));
+  sched_getaffinity(0, sizeof race.affinity, &race.affinity);
+  race.result = r;
+  if (warm) {
+    pthread_t t;
+    if (pthread_create(&t, nullptr, WarmUp, nullptr) == 0) pthread_join(t, nullptr);
+  }
+  int k = 2 + static_cast<int>(rng() % 3);
+  pthread_barrier_init(&race.barrier, nullptr, static_cast<unsigned>(k));
+  RaceWorker workers[4];
+  pthread_t threads[4];
+  int first_kind = static_cast<int>(rng() % 5);
+  for (int i = 0; i < k; ++i) {
+    workers[i] = RaceWorker{&race, (first_kind + i) % 5};
+    if (pthread_create(&threads[i], nullptr, RaceWorkerMain, &workers[i]) != 0) {
+      r->bad |= 2;
+      _exit(r->bad);  // the barrier would never open
+    }
+  }
+  for (int i = 0; i < k; ++i) pthread_join(threads[i], nullptr);
 }
 
 void Forker(uint64_t seed) {
@@ -320,8 +426,13 @@ void Forker(uint64_t seed) {
     pid_t pid = fork();
     if (pid == 0) {
       alarm(60);  // a hung child dies of SIGALRM, which the parent counts as a failure
-      ForkChildResult r{my_net};
+      ForkChildResult r;
+      r.expect_net = my_net;
       if (NetInode() != my_net) r.bad |= 1;
+      // Every other child races first changes, half of them with the library's machinery
+      // already running.
+      uint64_t n = g_forks.load();
+      if (n % 2 == 1) RaceFirstChanges(&r, rng, n % 4 == 3);
       pthread_t th;
       if (pthread_create(&th, nullptr, ForkChildThread, &r) != 0) r.bad |= 2;
       else pthread_join(th, nullptr);
