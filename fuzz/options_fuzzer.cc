@@ -44,7 +44,7 @@ void OnLine(const char* line, void* ctx) {
 
 bool Same(const pristine::Options& a, const pristine::Options& b) {
   return a.mode == b.mode && a.verify == b.verify && a.baseline == b.baseline &&
-         a.forward == b.forward && a.isolated == b.isolated && a.log == b.log &&
+         a.forward_all == b.forward_all && a.isolated == b.isolated && a.log == b.log &&
          a.log_explicit == b.log_explicit && a.verbosity == b.verbosity &&
          a.report_empty == b.report_empty && a.help == b.help &&
          strcmp(a.log_path, b.log_path) == 0 && strcmp(a.report_path, b.report_path) == 0;
@@ -66,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(memchr(o.report_path, '\0', sizeof o.report_path) != nullptr, "report_path terminated");
   Check(static_cast<int>(o.mode) <= 2 && static_cast<int>(o.verify) <= 1 &&
             static_cast<int>(o.baseline) <= 1 && static_cast<int>(o.log) <= 2 &&
-            static_cast<int>(o.forward) <= 1 && o.verbosity >= 0 && o.verbosity <= 2,
+            o.verbosity >= 0 && o.verbosity <= 2,
         "enums in range");
   Check(!o.isolated.intersects(pristine::kSecurityDims), "security dims never isolated");
   Check((o.isolated - pristine::DimSet::All()).empty(), "isolated within All()");
@@ -87,7 +87,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(!secure.log_explicit || secure.log == pristine::LogDest::kOff,
         "secure: no explicit log=stderr (it would add call-site lines)");
   Check(secure.verify == pristine::Verify::kFast && secure.baseline == pristine::BaselineMode::kLoad &&
-            secure.forward == pristine::ForwardMode::kAuto && secure.verbosity <= 1 &&
+            !secure.forward_all && secure.verbosity <= 1 &&
             !secure.help && !secure.report_empty,
         "secure: nothing beyond the defaults");
   Check((secure.isolated - pristine::kDefaultIsolated).empty(), "secure: isolates no more");

@@ -27,7 +27,9 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "libc6 (>= 2.34), python3")
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "python3")
+# libc6, and the C++ runtime and libdw of pristine-scan and pristine-symbolize: dpkg-shlibdeps.
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_SHLIBDEPS ON)
 # Call-site stacks use libunwind when it is there (loaded lazily, glibc's backtrace otherwise);
 # pristine-report demangles names with c++filt.
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_RECOMMENDS "libunwind8, binutils")

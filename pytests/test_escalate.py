@@ -53,15 +53,28 @@ NOT_FORWARDABLE = [
 ]
 
 
-def _args(taints, scratch):
+# The isolated taint every case starts with: "fs" (a private fs_struct) only a forwarded create
+# can isolate, so these cases exercise the privileges of a forwarded thread; "net" a new thread
+# re-enters itself when its creator holds CAP_SYS_ADMIN (it then inherits its creator's
+# privileges exactly), and is forwarded when the creator gave that up.
+ISOLATED = ["fs", "net"]
+
+
+def _args(taints, scratch, isolated="fs"):
     args = ["--scratch", str(scratch)]
-    for t in ["net", *taints]:  # net first: later steps drop the right to unshare
+    for t in [isolated, *taints]:  # first: later steps drop the right to unshare
         args += ["--taint", t]
     return args
 
 
-def _run(taints, tmp_path, shim, options=None):
-    r = run_app("escalate", _args(taints, tmp_path), shim=shim, options=options)
+def _isolated_is_baseline(child, base, isolated):
+    if isolated == "fs":
+        return child["fs_shared"] == 1
+    return child["ns"]["net"] == base["ns"]["net"]
+
+
+def _run(taints, tmp_path, shim, options=None, isolated="fs"):
+    r = run_app("escalate", _args(taints, tmp_path, isolated), shim=shim, options=options)
     j = r.json
     assert j["create_error"] is None, f"child creation failed\n{r.describe()}"
     assert j["child"] is not None, r.describe()
@@ -72,9 +85,9 @@ def _sec_diff(a, b):
     return {k: (a["sec"][k], b["sec"][k]) for k in SEC_KEYS if a["sec"][k] != b["sec"][k]}
 
 
-def _assert_taint_real(r, base, caller, taints):
-    assert caller["ns"]["net"] != base["ns"]["net"], f"unshare(CLONE_NEWNET) changed nothing\n" \
-                                                     f"{r.describe()}"
+def _assert_taint_real(r, base, caller, taints, isolated="fs"):
+    assert not _isolated_is_baseline(caller, base, isolated), f"{isolated} changed nothing\n" \
+                                                             f"{r.describe()}"
     if taints != ["landlock"]:
         assert _sec_diff(caller, base), f"{taints} changed nothing in /proc/thread-self/status\n" \
                                         f"{r.describe()}"
@@ -82,41 +95,48 @@ def _assert_taint_real(r, base, caller, taints):
         assert base["mkdir"] == "0" and caller["mkdir"] == "EACCES", r.describe()
 
 
+@pytest.mark.parametrize("isolated", ISOLATED)
 @pytest.mark.parametrize("taints", FORWARDABLE_ANY + NOT_FORWARDABLE)
-def test_without_shim_child_inherits_netns_and_restrictions(taints, tmp_path):
-    r, base, caller, child = _run(taints, tmp_path, shim=False)
-    _assert_taint_real(r, base, caller, taints)
-    assert child["ns"]["net"] == caller["ns"]["net"], r.describe()
+def test_without_shim_child_inherits_taint_and_restrictions(taints, isolated, tmp_path):
+    r, base, caller, child = _run(taints, tmp_path, shim=False, isolated=isolated)
+    _assert_taint_real(r, base, caller, taints, isolated)
+    assert not _isolated_is_baseline(child, base, isolated), r.describe()
     assert _sec_diff(child, caller) == {}, r.describe()
     assert child["mkdir"] == caller["mkdir"], r.describe()
 
 
+@pytest.mark.parametrize("isolated", ISOLATED)
 @pytest.mark.parametrize("taints", FORWARDABLE)
-def test_with_shim_forwarded_and_never_more_privileged(taints, tmp_path):
-    r, base, caller, child = _run(taints, tmp_path, shim=True)
-    _assert_taint_real(r, base, caller, taints)
-    # Forwarded: the isolated dimension (net) is the baseline's ...
-    assert child["ns"]["net"] == base["ns"]["net"], f"not forwarded\n{r.describe()}"
+def test_with_shim_isolated_and_never_more_privileged(taints, isolated, tmp_path):
+    r, base, caller, child = _run(taints, tmp_path, shim=True, isolated=isolated)
+    _assert_taint_real(r, base, caller, taints, isolated)
+    # The isolated dimension is the baseline's (forwarded for fs; for net re-entered by the new
+    # thread, or forwarded when the caller dropped what re-entry needs) ...
+    assert _isolated_is_baseline(child, base, isolated), f"not isolated\n{r.describe()}"
     # ... and every privilege / restriction is exactly the caller's (at most the caller's caps in
     # every set, no_new_privs kept, the lowered uid/gid/groups kept).
     assert _sec_diff(child, caller) == {}, r.describe()
 
 
-@pytest.mark.parametrize("taints", FORWARDABLE_ANY)
-def test_with_shim_never_more_privileged_than_caller(taints, tmp_path):
-    # The security half of the test above on its own (it must hold whether or not the create is
-    # forwarded yet).
-    r, base, caller, child = _run(taints, tmp_path, shim=True)
-    _assert_taint_real(r, base, caller, taints)
-    assert _sec_diff(child, caller) == {}, r.describe()
-
-
 @pytest.mark.parametrize("taints", NOT_FORWARDABLE)
 def test_with_shim_restricted_caller_creates_itself(taints, tmp_path):
+    # fs can only be isolated by forwarding, which these restrictions forbid: the caller creates
+    # the thread itself, inheriting everything (reported as restricted).
     r, base, caller, child = _run(taints, tmp_path, shim=True)
     _assert_taint_real(r, base, caller, taints)
-    # PRODUCT.md: the caller creates the thread itself, inheriting everything.
-    assert child["ns"]["net"] == caller["ns"]["net"], r.describe()
+    assert child["fs_shared"] == caller["fs_shared"] == 0, r.describe()
+    assert _sec_diff(child, caller) == {}, r.describe()
+    assert child["mkdir"] == caller["mkdir"], r.describe()
+
+
+@pytest.mark.parametrize("taints", [p for p in NOT_FORWARDABLE if p.id != "creds-under-nproc-limit"])
+def test_with_shim_restricted_caller_gets_its_namespace_repaired(taints, tmp_path):
+    # A filter or Landlock domain cannot be put on a forwarded thread, but a caller that kept
+    # CAP_SYS_ADMIN creates a thread that re-enters the baseline's network namespace itself, and
+    # keeps every restriction of its creator.
+    r, base, caller, child = _run(taints, tmp_path, shim=True, isolated="net")
+    _assert_taint_real(r, base, caller, taints, "net")
+    assert child["ns"]["net"] == base["ns"]["net"], r.describe()
     assert _sec_diff(child, caller) == {}, r.describe()
     assert child["mkdir"] == caller["mkdir"], r.describe()
 
@@ -182,7 +202,7 @@ def test_report_names_restricted_site(tmp_path):
     report = tmp_path / "report.json"
     r = run_app("escalate", _args(["seccomp"], tmp_path), shim=True,
                 options=f"report={report}")
-    assert r.json["child"]["ns"]["net"] == r.json["caller"]["ns"]["net"], r.describe()
+    assert r.json["child"]["fs_shared"] == r.json["caller"]["fs_shared"] == 0, r.describe()
     assert report.exists(), f"no report written\n{r.describe()}"
     data = json.loads(report.read_text())
     assert data["forwarded"] == 0, data
@@ -192,4 +212,4 @@ def test_report_names_restricted_site(tmp_path):
     text = json.dumps(sites)
     assert "restricted" in text and "seccomp" in text, data
     # Other dimensions of such a caller are reported, not silently dropped.
-    assert "net" in text, data
+    assert '"fs"' in text, data

@@ -23,7 +23,7 @@ import pytest
 from issue3_helpers import pids_cgroup, run_app  # noqa: F401 (pids_cgroup is a fixture)
 
 SHIM_IDS = ["no-shim", "shim"]
-NO_TEMPLATE_WARNING = "pristine: could not start the template thread"
+NO_TEMPLATE_WARNING = "could not start the template thread"  # lines are "pristine[PID]: ..."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,9 +86,11 @@ def test_exit_during_forwarded_creates(exiter, shim):
 # ---------------------------------------------------------------------------------------------
 # The template cannot be started (at its first need: the first change of a thread's state)
 
-def _work_with_pids_limit(cgroup, shim):
-    # The worker makes its first change (unshare(CLONE_NEWNET)) while pids.max = pids.current.
-    return run_app("failures", ["--mode", "work", "--taint", "net", "--cgroup", str(cgroup)],
+def _work_with_pids_limit(cgroup, shim, taint="files"):
+    # The worker makes its first change while pids.max = pids.current: unshare(CLONE_FILES), which
+    # only a forwarded create isolates (so the template is needed and cannot start), or
+    # unshare(CLONE_NEWNET), which a new thread repairs itself (no thread of the library needed).
+    return run_app("failures", ["--mode", "work", "--taint", taint, "--cgroup", str(cgroup)],
                    shim=shim)
 
 
@@ -109,19 +111,24 @@ def _work_as_nobody_with_nproc_zero(shim):
 
 @pytest.mark.parametrize("shim", [False, True], ids=SHIM_IDS)
 def test_no_template_pids_limit_program_still_works(pids_cgroup, shim):
+    # Without a template nothing can be forwarded: the library warns once and passes through.
     r = _work_with_pids_limit(pids_cgroup, shim)
     j = r.json
     assert j["errors"] == ["0", "0", "0"], r.describe()
-    assert j["caller_net"] != j["baseline_net"], r.describe()
     assert r.stderr.count(NO_TEMPLATE_WARNING) == (1 if shim else 0), r.describe()
 
 
-def test_no_template_pids_limit_creates_pass_through(pids_cgroup):
-    # Without a template nothing can be forwarded: the child is the caller's copy, as without the
-    # shim (PRODUCT.md: "warns once and passes through").
-    r = _work_with_pids_limit(pids_cgroup, True)
+@pytest.mark.parametrize("shim", [False, True], ids=SHIM_IDS)
+def test_pids_limit_network_namespace_repaired_without_a_thread_of_the_library(pids_cgroup, shim):
+    # A thread the caller creates re-enters the baseline's network namespace itself: that needs no
+    # thread of the library, so it works under a limit that leaves room for none.
+    r = _work_with_pids_limit(pids_cgroup, shim, taint="net")
     j = r.json
-    assert j["child_nets"] == [j["caller_net"]] * 3, r.describe()
+    assert j["errors"] == ["0", "0", "0"], r.describe()
+    assert j["caller_net"] != j["baseline_net"], r.describe()
+    expected = j["baseline_net"] if shim else j["caller_net"]
+    assert j["child_nets"] == [expected] * 3, r.describe()
+    assert NO_TEMPLATE_WARNING not in r.stderr, r.describe()
 
 
 @pytest.mark.parametrize("shim", [False, True], ids=SHIM_IDS)

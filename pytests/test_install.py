@@ -156,12 +156,12 @@ def test_installed_layout(prefix):
 def test_installed_pristine_run_uses_the_installed_library(prefix, tmp_path):
     # Moved away from the checkout: the installed tool must not look for build/.
     p = subprocess.run([str(prefix / "bin" / "pristine-run"), "--report", f"{tmp_path}/r.%p.json",
-                        "--", str(PROBE), "--taint", "net", "--exit-normally"],
+                        "--", str(PROBE), "--taint", "fs", "--exit-normally"],
                        env=clean_env(), capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     r = json.loads(p.stdout)
     assert [os.path.realpath(x) for x in r["preloaded"]] == [os.path.realpath(installed_lib(prefix))]
-    assert r["child"]["ns"]["net"] == r["baseline"]["ns"]["net"]
+    assert r["child"]["fs_shared_with_main"] == 1 and r["child"]["cwd"] == r["baseline"]["cwd"]
     s = subprocess.run([str(prefix / "bin" / "pristine-report"), f"{tmp_path}/r.{r['pid']}.json"],
                        capture_output=True, text=True, timeout=60)
     assert s.returncode == 0 and "forwarded         1" in s.stdout, s.stdout + s.stderr

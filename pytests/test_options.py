@@ -176,7 +176,7 @@ def test_log_to_file_one_line_per_site_not_per_create(run_probe, tmp_path):
     r = run_probe(["--taint", "net", "--child-creates", "5"], shim=True, options=f"log={log}")
     lines = site_lines(log.read_text())
     assert len(lines) == 1, log.read_text()
-    assert "forwarded" in lines[0] and "net" in lines[0], lines
+    assert "repaired" in lines[0] and "net" in lines[0], lines
     assert "probe" in lines[0], lines  # the top frames name the module
     assert site_lines(r["_stderr"]) == [], describe(r)
 

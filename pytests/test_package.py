@@ -92,7 +92,8 @@ def test_control_fields(debs):
     fields = run(["dpkg-deb", "-f", debs["pristine"]]).stdout
     assert f"Version: {build_version()}\n" in fields, fields
     assert re.search(r"^Maintainer: .+ <[^@>]+@[^@>]+\.[^@>]+>$", fields, re.M), fields
-    assert "Depends: libc6 (>= 2.34), python3" in fields, fields
+    depends = re.search(r"^Depends: (.*)$", fields, re.M).group(1).split(", ")
+    assert "python3" in depends and "libc6 (>= 2.34)" in depends, fields
     # A summary line and an extended description.
     desc = fields[fields.index("Description:"):].splitlines()
     assert len([l for l in desc[1:] if l.startswith(" ")]) >= 5, fields
@@ -162,7 +163,7 @@ def test_installed_tools_run_with_the_installed_library(installed, tmp_path):
     assert [os.path.realpath(x) for x in r["preloaded"]] == [os.path.realpath(lib)]
     assert r["child"]["ns"]["net"] == r["baseline"]["ns"]["net"]
     s = run([bin_ / "pristine-report", tmp_path / f"r.{r['pid']}.json"], env=clean_env())
-    assert s.returncode == 0 and "forwarded         1" in s.stdout, s.stdout + s.stderr
+    assert s.returncode == 0 and "1 report(s)" in s.stdout and "net" in s.stdout, s.stdout + s.stderr
     assert run([bin_ / "pristine-report", "--help"], env=clean_env()).returncode == 0
 
 

@@ -18,16 +18,6 @@ namespace {
 // Must match the enum in include/pristine.h (the header names the bits).
 static_assert(kDimCount == 18, "update PRISTINE_DIM_* in include/pristine.h");
 
-// Whether a baseline exists to compare with: the shim is active (not
-// mode=off, not passing through after a failure). The baseline is defined at
-// load, whether or not the template has started yet.
-bool BaselineAvailable() {
-  EnsureInitialized();
-  EnsureBaselineSnapshot();
-  return lifecycle_internal::g_state.load(std::memory_order_acquire) ==
-         lifecycle_internal::kActive;
-}
-
 }  // namespace
 }  // namespace pristine
 
@@ -35,6 +25,12 @@ bool BaselineAvailable() {
 PRISTINE_API int pristine_rebase_v1(void) {
   return pristine::RebaseToCallingThread() ? 0 : -1;
 }
+
+// This copy's own definition, which no other object can interpose: a second
+// copy of the library in the process finds the first copy's
+// pristine_rebase_v1 under the exported name (lifecycle.cc).
+extern "C" __attribute__((visibility("hidden"), alias("pristine_rebase_v1"))) int
+pristine_this_copy_v1(void);
 
 // The calling thread's tainted dimensions (every dimension read from the
 // kernel), or 0 when there is no baseline to compare with.

@@ -1,19 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
-// The baseline: the state new threads get for isolated dimensions
-// (PRODUCT.md, "Baseline").
+// The baseline: the state new threads get for isolated dimensions.
 //
-// Two sources. The snapshot dimensions (signal mask, name, scheduling) are
-// copied from the thread that defines the baseline, when it does (library
-// load, the first create with baseline=first-thread, a fork, a rebase): three
-// cheap reads. Everything else is the live state of the template thread, read
-// from the kernel by tid the first time a comparison needs it and cached until
-// the next rebase: a process that never taints a thread never reads it.
+// Most of it is a snapshot, copied from the thread that defines the baseline
+// (the loading thread, a forked child's only thread, the first creator with
+// baseline=first-thread, a rebasing thread), just before the first change is
+// recorded anywhere (lifecycle.h): until then every thread still has it, so a
+// process that changes nothing reads none of it. The snapshot holds the
+// identity of every namespace, descriptors of the namespaces a thread may
+// re-enter while the process is multi-threaded (net, uts, ipc, cgroup: a new
+// thread repairs itself with them), the CPU affinity, name, scheduling,
+// securebits and privileges. The signal mask alone is read when the baseline
+// is defined (one system call), so that changing a mask, which signal
+// handlers do, never waits for the snapshot.
 //
-// The template may start later than the baseline is defined, from any thread
-// that has recorded no change outside the snapshot dimensions: such a thread
-// is in the baseline state for every dimension the template provides.
+// What only a live thread can answer is asked of the template (when it runs):
+// whether a thread shares the baseline's fs_struct and fd table (kcmp). The
+// privileges a forwarded thread starts with are the template's own
+// (template_thread.h).
 #ifndef PRISTINE_SHIM_BASELINE_H_
 #define PRISTINE_SHIM_BASELINE_H_
+
+#include <sched.h>
 
 #include <cstdint>
 
@@ -22,54 +29,82 @@
 
 namespace pristine {
 
-// The dimensions copied from the defining thread rather than the template.
-constexpr DimSet kSnapshotDims = DimSet(Dim::kSigmask) | Dim::kName | Dim::kSched;
+// The dimensions compared with a live thread sharing the baseline's (the
+// template; without one, the thread that defined the baseline): a private
+// fs_struct or fd table has no identity of its own to copy.
+constexpr DimSet kSharedDims = DimSet(Dim::kFs) | Dim::kFiles;
 
-// Whether threads other than the one defining the baseline may differ from it
-// before the next template runs: no at load, in a forked child and wherever
-// the defining thread is alone or no change was recorded yet; yes at a rebase.
-enum class OtherThreads : uint8_t { kInBaseline, kMayDiffer };
+// Whether other threads may be using the library's descriptors of an earlier
+// baseline (a new thread re-entering with one) when it is defined: no at
+// load, in a forked child and wherever the defining thread is alone; yes at a
+// rebase, which therefore keeps them open.
+enum class OtherThreads : uint8_t { kNone, kMayRun };
 
-// Makes the calling thread's snapshot dimensions the baseline's and forgets
-// everything read from a template. The calling thread defines the baseline.
-void BaselineCaptureSnapshot(OtherThreads others);
+// The calling thread (whose tid is `tid`) defines the baseline from now on:
+// reads its signal mask and forgets the template. Where no other thread runs
+// (kNone) the snapshot is read later, by BaselineCaptureSnapshot before the
+// first recorded change; where others may (kMayRun, a rebase) it is read now
+// and replaces the old one in the same step, so that no other thread ever
+// finds the baseline without one. Under the lifecycle lock.
+void BaselineDefine(OtherThreads others, int tid);
 
-// Adopts a newly started template (its tid) as the source of the other
-// dimensions. Called by the thread that started it.
+// Reads the snapshot from the calling thread, which must be in the baseline
+// state for every dimension (lifecycle.h, "The first change"); opens the
+// library's /proc descriptor (proc_fd.h) and the re-entry descriptors. Under
+// the lifecycle lock, not on the template.
+void BaselineCaptureSnapshot();
+
+// Adopts a newly started template (its tid) for the live dimensions. Called
+// by the thread that started it.
 void BaselineSetTemplate(int template_tid);
 
-// Forgets cached security values after a process-wide credential change (a
-// glibc setuid-family call changes every thread, the template included).
+// Reads the snapshot's privileges again after a process-wide credential
+// change (a glibc setuid-family call changes every thread).
 void BaselineInvalidateSecurity();
 
-// Forked child only: no template, nothing cached.
+// Forked child only, on its only thread: the template did not survive; the
+// child's baseline is defined afresh (lifecycle.cc).
 void BaselineForgetAfterFork();
 
 // Which of `dims` differ between the calling thread and the baseline. A value
 // that cannot be read counts as different (the safe side for every policy).
-// With no template running, only snapshot dimensions are compared: the
-// others equal the baseline's (the template runs before any thread records a
-// change of them: lifecycle.h, "The first change"), except while a rebase
-// replaces the template (OtherThreads::kMayDiffer), when they are returned in
-// *unverified, neither different nor equal.
-// Not on the template thread. Returns only `dims` members.
-DimSet BaselineDifferences(DimSet dims, DimSet* unverified);
+// Before the snapshot is taken every thread equals the baseline. The shared
+// dimensions (kSharedDims) are compared with the template, or, before one
+// runs, with the thread that defined the baseline, which shares the
+// baseline's fs_struct and fd table until a change of those, which starts
+// the template first (lifecycle.h). Not on the template. Returns only `dims`
+// members.
+DimSet BaselineDifferences(DimSet dims);
 
-// The baseline's signal mask (glibc's internal signals excluded).
+// For a new thread that re-enters the baseline's namespaces `dims` (a subset
+// of kRepairableDims) itself: fills fds[d] with the library's descriptor of
+// each. False if one of them cannot be re-entered that way (no descriptor, or
+// a namespace owned by a user namespace the process has no capabilities in).
+// Any thread.
+bool BaselineReentryDescriptors(DimSet dims, int fds[kDimCount]);
+
+// The namespaces of kRepairableDims a new thread cannot re-enter (no
+// descriptor, or owned by a user namespace the process has no capabilities
+// in, as after unshare(CLONE_NEWUSER)): only a forwarded create isolates
+// them. Empty until the snapshot is taken. Lock-free; any thread.
+DimSet BaselineUnenterable();
+
+// The baseline's identifier (nsfs inode) of namespace `d`; false if unknown
+// (no snapshot yet). For reports.
+bool BaselineNamespaceId(Dim d, uint64_t* id);
+
+// The baseline's CPU affinity; false if unknown.
+bool BaselineAffinity(cpu_set_t* out);
+
+// The baseline's signal mask (glibc's internal signals excluded). Lock-free:
+// safe in a signal handler.
 uint64_t BaselineSigmask();
 
 // The baseline's thread name, NUL-terminated.
 void BaselineName(char out[16]);
 
-// The baseline's capability sets, no_new_privs, seccomp mode and
-// credentials, read from the template. False if unknown (no template, no /proc).
-bool BaselineSecurity(SecurityState* out);
-
-// The baseline's securebits (snapshot; prctl(PR_GET_SECUREBITS)).
-long BaselineSecurebits();
-
 // The baseline's scheduling policy, priority and nice value.
-void BaselineSched(int* policy, int* priority, int* nice);
+void BaselineSched(SchedState* out);
 
 }  // namespace pristine
 

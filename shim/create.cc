@@ -1,19 +1,37 @@
 // SPDX-License-Identifier: Apache-2.0
+// Thread creation under the policy, top to bottom: the exported creators call
+// CreateThread / CreateC11Thread; an untainted caller goes straight to glibc;
+// otherwise CreateSlow asks the policy (policy.h) how the new thread gets the
+// baseline and takes one of three paths:
+//
+//   direct     CreateDirect: the caller's own create (nothing isolated
+//              differs, or the policy cannot isolate: audit, restricted)
+//   repaired   CreateRepaired: the caller's own create, with the baseline's
+//              CPU set or signal mask in the attributes and the new thread
+//              re-entering the baseline's namespaces before any program code
+//              (child_start.h); it inherits the caller's privileges and
+//              restrictions exactly
+//   forwarded  CreateForwarded: a spare (spares.h) or the template
+//              (template_thread.h) creates it in the baseline state, and it
+//              takes what the policy inherits from the caller, privileges at
+//              most the caller's (privileges.h)
 #include "create.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sched.h>
-#include <stdlib.h>
-#include <sys/mman.h>
+#include <signal.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
+#include <stdlib.h>
 
 #include <atomic>
 #include <cstring>
-#include <new>
 
+#include "absl/base/attributes.h"
+#include "attr.h"
 #include "baseline.h"
+#include "child_start.h"
 #include "handoff.h"
 #include "interpose.h"
 #include "lifecycle.h"
@@ -21,6 +39,7 @@
 #include "options.h"
 #include "policy.h"
 #include "privileges.h"
+#include "proc_fd.h"
 #include "raw_syscall.h"
 #include "report.h"
 #include "spares.h"
@@ -31,177 +50,118 @@
 namespace pristine {
 namespace {
 
-// What a new thread must do before its start routine, when its creator was
-// not clean (direct creates) or when the template created it (forwarded).
-// Allocated by the creator, freed by the new thread (or by the creator if the
-// create fails).
-struct ChildSetup {
-  void* (*start)(void*) = nullptr;
-  int (*c11_start)(void*) = nullptr;  // C11 threads: int-returning start
-  void* arg = nullptr;
-  ThreadTaint taint;                  // the new thread's taint record
+// glibc's mapping of pthread_create results to C11 (thrd_create.c).
+int C11Result(int rc) {
+  switch (rc) {
+    case 0: return thrd_success;
+    case ENOMEM: return thrd_nomem;
+    case ETIMEDOUT: return thrd_timedout;
+    case EBUSY: return thrd_busy;
+    default: return thrd_error;
+  }
+}
 
-  // Forwarded threads only: the caller's values of inherited dimensions.
-  bool forwarded = false;
-  bool set_sigmask = false;
-  uint64_t sigmask = 0;
-  bool set_name = false;
-  char name[16] = {};
-  bool set_sched = false;
-  int sched_policy = 0;
-  struct sched_param sched_param = {};
-  bool set_nice = false;
-  int nice = 0;
-  bool set_affinity = false;
+// The inverse, for a result of the real thrd_create. thrd_error stands for
+// every other error number; EAGAIN (the common one) represents it, and maps
+// back to thrd_error.
+int C11Error(int result) {
+  switch (result) {
+    case thrd_success: return 0;
+    case thrd_nomem: return ENOMEM;
+    case thrd_timedout: return ETIMEDOUT;
+    case thrd_busy: return EBUSY;
+    default: return EAGAIN;
+  }
+}
+
+// glibc's create, retried once per spare given back at EAGAIN: a spare holds
+// a slot under the thread limits that would be free without the library.
+int RealCreateRetrying(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                       void* arg) {
+  int rc;
+  do {
+    rc = REAL(pthread_create)(thread, attr, start, arg);
+  } while (rc == EAGAIN && RetireOneSpare());
+  return rc;
+}
+
+// The caller creates the thread itself, with `attr`. When it is not clean,
+// the new thread starts with the caller's taint record (it inherits the
+// caller's state) less `made_clean`, the dimensions the setup brings to the
+// baseline; `setup` (may be null) is then completed and used.
+int CreateOnCaller(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                   int (*c11_start)(void*), void* arg, ChildSetup* setup, DimSet made_clean) {
+  if (setup == nullptr && !ThreadRecordedChanges()) {
+    if (c11_start == nullptr) return RealCreateRetrying(thread, attr, start, arg);
+    int rc;
+    do {
+      rc = C11Error(REAL(thrd_create)(reinterpret_cast<thrd_t*>(thread), c11_start, arg));
+    } while (rc == EAGAIN && RetireOneSpare());
+    return rc;
+  }
+  if (setup == nullptr) setup = NewChildSetup(start, c11_start, arg);
+  if (setup == nullptr) return EAGAIN;
+  ThreadTaint taint = InheritedTaint();
+  taint.pending &= ~made_clean.bits();
+  setup->taint = taint;
+  int rc = RealCreateRetrying(thread, attr, ChildStart, setup);
+  if (rc != 0) FreeChildSetup(setup);
+  return rc;
+}
+
+int CreateDirect(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                 int (*c11_start)(void*), void* arg) {
+  return CreateOnCaller(thread, attr, start, c11_start, arg, nullptr, DimSet());
+}
+
+// The signal mask the new thread must end up with when the library sets it:
+// the one its attributes ask for, else the baseline's if the policy isolates
+// the mask, else its creator's (read only if it changed it: else it is the
+// baseline's).
+uint64_t IntendedSigmask(const pthread_attr_t* attr, DimSet taint, const Options& options) {
+  if (AttrHasSigmask(attr)) {
+    sigset_t set;
+    LIBC(pthread_attr_getsigmask_np)(attr, &set);
+    uint64_t mask;
+    memcpy(&mask, &set, sizeof mask);
+    return mask & ~kGlibcInternalSignals;
+  }
+  if (!taint.has(Dim::kSigmask) || options.isolated.has(Dim::kSigmask)) return BaselineSigmask();
+  return ReadSigmask();
+}
+
+// Decision::kRepaired: the caller creates a thread that is in the baseline
+// for `route.carry` (given to glibc in a copy of the attributes) and
+// `route.repair` (re-entered by the new thread before any program code: it
+// starts with every signal blocked and restores its mask after).
+int CreateRepaired(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                   int (*c11_start)(void*), void* arg, DimSet taint, const Route& route) {
+  const Options& options = CurrentOptions();
+  ChildSetup* setup = NewChildSetup(start, c11_start, arg);
+  if (setup == nullptr) return EAGAIN;
+  AttrCopy copy;
+  bool ok = copy.Init(attr);
   cpu_set_t affinity;
-  int ns_fd[kDimCount];  // namespaces to setns into, -1 for none
-  PrivilegePlan privileges;  // at most the caller's (never escalate)
-};
-
-// Setup blocks come from a static pool, one bit each, so that a forwarded
-// thread never calls free(): a first malloc call sets up a malloc arena for
-// a thread that may never allocate (and tears it down at its exit). Only
-// when every block is in use does a create fall back to malloc.
-// The pool is mapped at the first create that needs a block, not part of the
-// library's .bss: every process start would otherwise map (and a static
-// constructor fault in) its pages. Blocks are constructed when handed out.
-constexpr int kPoolBlocks = 64;
-using SetupBlock = unsigned char[sizeof(ChildSetup)];
-std::atomic<SetupBlock*> g_pool{nullptr};
-std::atomic<uint64_t> g_pool_used{0};
-
-SetupBlock* Pool() {
-  SetupBlock* pool = g_pool.load(std::memory_order_acquire);
-  if (pool != nullptr) return pool;
-  long mem = RawSyscall6(SYS_mmap, 0, kPoolBlocks * sizeof(SetupBlock), PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem < 0 && mem > -4096) return nullptr;
-  pool = reinterpret_cast<SetupBlock*>(mem);
-  SetupBlock* expected = nullptr;
-  if (!g_pool.compare_exchange_strong(expected, pool, std::memory_order_acq_rel)) {
-    RawSyscall(SYS_munmap, pool, kPoolBlocks * sizeof(SetupBlock));  // another thread won
-    pool = expected;
+  if (ok && route.carry.has(Dim::kAffinity) && !AttrHasAffinity(attr)) {
+    ok = BaselineAffinity(&affinity) && copy.SetAffinity(affinity);
   }
-  return pool;
-}
-
-void* AllocateSetupBlock() {
-  SetupBlock* pool = Pool();
-  uint64_t used = g_pool_used.load(std::memory_order_relaxed);
-  while (pool != nullptr && ~used != 0) {
-    int i = __builtin_ctzll(~used);
-    if (g_pool_used.compare_exchange_weak(used, used | (1ull << i), std::memory_order_acquire,
-                                          std::memory_order_relaxed)) {
-      return pool[i];
-    }
+  if (ok && !route.repair.empty()) {
+    ok = BaselineReentryDescriptors(route.repair, setup->reenter_fd);
+    setup->set_sigmask = true;
+    setup->sigmask = IntendedSigmask(attr, taint, options);
+    ok = ok && copy.SetSigmask(~0ull);
+  } else if (ok && route.carry.has(Dim::kSigmask) && !AttrHasSigmask(attr)) {
+    ok = copy.SetSigmask(BaselineSigmask());
   }
-  return malloc(sizeof(ChildSetup));
-}
-
-void FreeSetupBlock(ChildSetup* s) {
-  SetupBlock* pool = g_pool.load(std::memory_order_acquire);
-  auto* block = reinterpret_cast<SetupBlock*>(s);
-  if (pool != nullptr && block >= pool && block < pool + kPoolBlocks) {
-    g_pool_used.fetch_and(~(1ull << (block - pool)), std::memory_order_release);
-  } else {
-    free(s);
+  if (!ok) {
+    // libc refused the copy (out of memory): the create glibc would make.
+    FreeChildSetup(setup);
+    ReportTaintedCreate(taint, Decision::kDirect, false);
+    return CreateDirect(thread, attr, start, c11_start, arg);
   }
-}
-
-ChildSetup* NewChildSetup(void* (*start)(void*), int (*c11_start)(void*), void* arg) {
-  void* mem = AllocateSetupBlock();
-  if (mem == nullptr) return nullptr;
-  ChildSetup* s = new (mem) ChildSetup;
-  s->start = start;
-  s->c11_start = c11_start;
-  s->arg = arg;
-  for (int& fd : s->ns_fd) fd = -1;
-  return s;
-}
-
-void FreeChildSetup(ChildSetup* s) {
-  for (int fd : s->ns_fd) {
-    if (fd >= 0) RawSyscall(SYS_close, fd);
-  }
-  FreeSetupBlock(s);
-}
-
-// The first code of a thread created with a ChildSetup, on that thread. For
-// a forwarded thread it runs with every signal blocked (inherited from the
-// template) and restores the caller's inherited state before any code of the
-// program runs; the signal mask comes last.
-void* ChildStart(void* p) {
-  ChildSetup* s = static_cast<ChildSetup*>(p);
-  if (s->forwarded) {
-    if (s->set_name) RawSyscall(SYS_prctl, PR_SET_NAME, s->name);
-    for (int i = 0; i < kDimCount; ++i) {
-      if (s->ns_fd[i] >= 0) RawSyscall(SYS_setns, s->ns_fd[i], 0);
-    }
-    if (s->set_affinity) {
-      RawSyscall(SYS_sched_setaffinity, 0, sizeof s->affinity, &s->affinity);
-    }
-    if (s->set_sched) {
-      // Through glibc, which caches a thread's explicit scheduling parameters.
-      REAL(pthread_setschedparam)(pthread_self(), s->sched_policy, &s->sched_param);
-    }
-    if (s->set_nice) RawSyscall(SYS_setpriority, PRIO_PROCESS, 0, s->nice);
-    // Last: the steps above may need the baseline's privileges.
-    if (!ApplyPrivileges(s->privileges)) {
-      Log("pristine: a forwarded thread could not take its creator's exact privileges; it "
-          "dropped all capabilities instead\n");
-    }
-  }
-  AdoptTaint(s->taint);
-  if (s->set_sigmask) {
-    uint64_t mask = s->sigmask;
-    RawSyscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, nullptr, sizeof mask);
-  }
-  void* (*start)(void*) = s->start;
-  int (*c11_start)(void*) = s->c11_start;
-  void* arg = s->arg;
-  FreeChildSetup(s);
-  if (c11_start != nullptr) {
-    // As glibc's start_thread does for thrd_create.
-    return reinterpret_cast<void*>(static_cast<uintptr_t>(c11_start(arg)));
-  }
-  return start(arg);
-}
-
-// A create request, run on the template thread.
-struct CreateRequest {
-  HandoffRequest base;
-  const pthread_attr_t* attr;
-  ChildSetup* setup;
-  pthread_t thread;
-  int result;
-};
-
-// Runs on the template thread (see template_thread.h for the rules).
-void RunCreate(HandoffRequest* req) {
-  CreateRequest* c = reinterpret_cast<CreateRequest*>(req);
-  c->result = REAL(pthread_create)(&c->thread, c->attr, ChildStart, c->setup);
-}
-
-bool AttrHasSigmask(const pthread_attr_t* attr) {
-  sigset_t mask;
-  return attr != nullptr && LIBC(pthread_attr_getsigmask_np)(attr, &mask) == 0;
-}
-
-bool AttrHasExplicitSched(const pthread_attr_t* attr) {
-  int inherit = PTHREAD_INHERIT_SCHED;
-  return attr != nullptr && LIBC(pthread_attr_getinheritsched)(attr, &inherit) == 0 &&
-         inherit == PTHREAD_EXPLICIT_SCHED;
-}
-
-// glibc reports "no CPU set in this attribute" as a set with every bit on.
-bool AttrHasAffinity(const pthread_attr_t* attr) {
-  if (attr == nullptr) return false;
-  cpu_set_t set;
-  if (LIBC(pthread_attr_getaffinity_np)(attr, sizeof set, &set) != 0) return false;
-  for (size_t i = 0; i < sizeof set / sizeof set.__bits[0]; ++i) {
-    if (~set.__bits[i] != 0) return true;
-  }
-  return false;
+  ReportTaintedCreate(taint, Decision::kRepaired, true);
+  return CreateOnCaller(thread, copy.get(), start, c11_start, arg, setup,
+                        route.carry | route.repair);
 }
 
 // Fills the forwarded thread's copy of what the policy inherits from the
@@ -233,56 +193,80 @@ void CaptureInherited(ChildSetup* s, const pthread_attr_t* attr, DimSet taint,
     s->set_affinity = ReadAffinity(0, &s->affinity);
   }
   // Namespaces the options inherit but in which the caller differs: the new
-  // thread enters the caller's through a descriptor.
-  ForEachDim((taint & kNamespaceDims) - isolated, [&](Dim d) {
-    static const char* const kLinks[] = {"/proc/thread-self/ns/net", "/proc/thread-self/ns/uts",
-                                         "/proc/thread-self/ns/ipc", "/proc/thread-self/ns/mnt",
-                                         "/proc/thread-self/ns/cgroup",
-                                         "/proc/thread-self/ns/pid_for_children",
-                                         "/proc/thread-self/ns/time_for_children"};
-    long fd = RawSyscall(SYS_openat, AT_FDCWD, kLinks[static_cast<int>(d)],
-                         O_RDONLY | O_CLOEXEC);
-    s->ns_fd[static_cast<int>(d)] = fd >= 0 ? static_cast<int>(fd) : -1;
-  });
+  // thread enters the caller's through a descriptor, opened here in the fd
+  // table the new thread will use (CreateForwarded sends a caller with a
+  // private one through the template, which opens them: TemplateOpens).
+  if (!taint.has(Dim::kFiles)) {
+    int proc = ProcFd();
+    ForEachDim((taint & kNamespaceDims) - isolated, [&](Dim d) {
+      char path[48] = "thread-self/";
+      strncat(path, NamespaceLeaf(d), sizeof path - strlen(path) - 1);
+      long fd = proc < 0 ? -1 : RawSyscall(SYS_openat, proc, path, O_RDONLY | O_CLOEXEC);
+      s->ns_fd[static_cast<int>(d)] = fd >= 0 ? static_cast<int>(fd) : -1;
+    });
+  }
   // What the new thread carries that differs from the baseline: the
   // inherited dimensions, to be verified on its first create.
-  s->taint.pending = (taint - isolated).bits();
+  s->taint.pending = DimsToReapply(taint, options).bits();
 }
 
-enum class ForwardResult { kDone, kNoTemplate, kPrivileges };
+// A create request, run on the template thread.
+struct CreateRequest {
+  HandoffRequest base;
+  const pthread_attr_t* attr;
+  ChildSetup* setup;
+  int caller_tid;     // whose inherited namespaces the template opens (if any)
+  DimSet open_ns;     // ... in the baseline's fd table: the caller's is private
+  pthread_t thread;
+  int result;
+};
 
-// Creates the thread on the template (or hands it to a spare). kDone: *rc
-// is pthread_create's result. Otherwise nothing was created and the caller
-// creates directly: no template serves, or the caller's privileges cannot be
-// reproduced on a thread the template creates.
-ForwardResult Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
-                      int (*c11_start)(void*), void* arg, DimSet taint, int* rc) {
+// Runs on the template thread (see template_thread.h for the rules): opens
+// the caller's inherited namespaces for the new thread, then creates it.
+void RunCreate(HandoffRequest* req) {
+  CreateRequest* c = reinterpret_cast<CreateRequest*>(req);
+  int proc = ProcFd();
+  for (int i = 0; i < kDimCount; ++i) {
+    if (!c->open_ns.has(static_cast<Dim>(i)) || proc < 0 || c->setup->ns_fd[i] >= 0) continue;
+    char path[64];
+    char digits[12];
+    int n = 0;
+    for (unsigned v = static_cast<unsigned>(c->caller_tid); v; v /= 10) digits[n++] = '0' + v % 10;
+    int k = 0;
+    for (const char* p = "self/task/"; *p;) path[k++] = *p++;
+    while (n) path[k++] = digits[--n];
+    path[k++] = '/';
+    for (const char* p = NamespaceLeaf(static_cast<Dim>(i)); *p;) path[k++] = *p++;
+    path[k] = '\0';
+    long fd = RawSyscall(SYS_openat, proc, path, O_RDONLY | O_CLOEXEC);
+    c->setup->ns_fd[i] = fd >= 0 ? static_cast<int>(fd) : -1;
+  }
+  c->result = REAL(pthread_create)(&c->thread, c->attr, ChildStart, c->setup);
+}
+
+// Decision::kForward: hands the start routine to a spare when the attributes
+// are the defaults, else has the template create the thread. The caller has
+// planned its privileges; *rc is pthread_create's result. Returns false if
+// no template serves (the create was not made).
+bool CreateForwarded(pthread_t* thread, const pthread_attr_t* attr, ChildSetup* setup,
+                     DimSet taint, int* rc) {
   const Options& options = CurrentOptions();
-  ChildSetup* setup = NewChildSetup(start, c11_start, arg);
-  if (setup == nullptr) {
-    *rc = EAGAIN;
-    return ForwardResult::kDone;
-  }
-  if (!PlanPrivileges(taint, &setup->privileges)) {
-    FreeChildSetup(setup);
-    return ForwardResult::kPrivileges;
-  }
   CaptureInherited(setup, attr, taint, options);
+  DimSet open_ns = taint.has(Dim::kFiles) ? (taint & kNamespaceDims) - options.isolated : DimSet();
   // Default attributes: a spare made ahead of time fits, if one is ready.
-  bool spare_fits = attr == nullptr && TemplateRunning();
+  bool spare_fits = attr == nullptr && open_ns.empty();
   if (spare_fits && HandToSpare(ChildStart, setup, thread)) {
     *rc = 0;
-    return ForwardResult::kDone;
+    return true;
   }
   CreateRequest req{};
   req.base.run = RunCreate;
   req.attr = attr;
   req.setup = setup;
+  req.caller_tid = RawGettid();
+  req.open_ns = open_ns;
   do {
-    if (!RunOnTemplate(&req.base)) {
-      FreeChildSetup(setup);
-      return ForwardResult::kNoTemplate;
-    }
+    if (!RunOnTemplate(&req.base)) return false;
   } while (req.result == EAGAIN && RetireOneSpare());
   if (req.result != 0) {
     FreeChildSetup(setup);
@@ -291,61 +275,11 @@ ForwardResult Forward(pthread_t* thread, const pthread_attr_t* attr, void* (*sta
     if (spare_fits) RefillSparesLater();  // after this create, not before it
   }
   *rc = req.result;
-  return ForwardResult::kDone;
-}
-
-// glibc's mapping of pthread_create results to C11 (thrd_create.c).
-int C11Result(int rc) {
-  switch (rc) {
-    case 0: return thrd_success;
-    case ENOMEM: return thrd_nomem;
-    case ETIMEDOUT: return thrd_timedout;
-    case EBUSY: return thrd_busy;
-    default: return thrd_error;
-  }
-}
-
-// The inverse, for a result of the real thrd_create. thrd_error stands for
-// every other error number; EAGAIN (the common one) represents it, and maps
-// back to thrd_error.
-int C11Error(int result) {
-  switch (result) {
-    case thrd_success: return 0;
-    case thrd_nomem: return ENOMEM;
-    case thrd_timedout: return ETIMEDOUT;
-    case thrd_busy: return EBUSY;
-    default: return EAGAIN;
-  }
-}
-
-// The caller creates the thread itself. When it is not clean, the new thread
-// starts with the caller's taint record, since it inherits the caller's state.
-int CreateDirect(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
-                 int (*c11_start)(void*), void* arg) {
-  // A spare holds a slot under the thread limits that would be free without
-  // the shim: at EAGAIN, give it back and try again.
-  if (!ThreadRecordedChanges()) {
-    int rc;
-    do {
-      rc = c11_start != nullptr
-               ? C11Error(REAL(thrd_create)(reinterpret_cast<thrd_t*>(thread), c11_start, arg))
-               : REAL(pthread_create)(thread, attr, start, arg);
-    } while (rc == EAGAIN && RetireOneSpare());
-    return rc;
-  }
-  ChildSetup* setup = NewChildSetup(start, c11_start, arg);
-  if (setup == nullptr) return EAGAIN;
-  setup->taint = InheritedTaint();
-  int rc;
-  do {
-    rc = REAL(pthread_create)(thread, attr, ChildStart, setup);
-  } while (rc == EAGAIN && RetireOneSpare());
-  if (rc != 0) FreeChildSetup(setup);
-  return rc;
+  return true;
 }
 
 void HintMainThreadOnce(DimSet taint) {
-  static std::atomic<bool> said{false};
+  ABSL_CONST_INIT static std::atomic<bool> said{false};
   if (said.exchange(true, std::memory_order_relaxed)) return;
   LogLine line;
   line << "pristine: the main thread created a thread while its state differed from the "
@@ -362,31 +296,66 @@ void HintMainThreadOnce(DimSet taint) {
   Log(line.Finish());
 }
 
-// The calling thread's taint and what the policy makes of it. The slow paths
-// only, after PrepareForCreate.
-Decision DecideForCallingThread(DimSet* taint) {
-  const Options& options = CurrentOptions();
-  *taint = CurrentTaint(options.verify == Verify::kStrict);
-  return Decide(*taint, options);
+// The namespaces of `dims` (kRepairableDims) a thread created by the calling
+// thread can re-enter: the library holds descriptors for them and the caller
+// holds CAP_SYS_ADMIN, which setns needs and the new thread inherits. A
+// thread that entered such a namespace held it then; it is asked of the
+// kernel again only if the thread's record or a process-wide change says its
+// privileges may have changed since (a drop the library did not see shows as
+// a failed re-entry, which the new thread logs and records).
+DimSet RepairableByCaller(DimSet dims) {
+  int fds[kDimCount];
+  if (dims.empty() || !BaselineReentryDescriptors(dims, fds)) return DimSet();
+  bool privileges_unchanged =
+      !ThreadRecordedDims().intersects(DimSet(Dim::kCaps) | Dim::kCreds) &&
+      !ProcessWideSecurityChanged();
+  if (!privileges_unchanged && !HoldsCapability(CAP_SYS_ADMIN)) return DimSet();
+  return dims;
 }
 
 // Everything but the untainted fast path. Returns pthread_create's result.
 int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
                int (*c11_start)(void*), void* arg) {
   if (!PrepareForCreate()) return CreateDirect(thread, attr, start, c11_start, arg);
-  DimSet taint;
-  Decision decision = DecideForCallingThread(&taint);
-  if (decision == Decision::kForward) {
-    int rc;
-    ForwardResult result = Forward(thread, attr, start, c11_start, arg, taint, &rc);
-    if (result == ForwardResult::kDone) {
-      ReportTaintedCreate(taint, decision, true);
+  const Options& options = CurrentOptions();
+  DimSet taint = CurrentTaint(options.verify == Verify::kStrict);
+  bool forward_all = lifecycle_internal::g_forward_all.load(std::memory_order_relaxed);
+  Route route =
+      Decide(taint, options, RepairableByCaller(taint & options.isolated & kRepairableDims),
+             forward_all);
+  switch (route.decision) {
+    case Decision::kRepaired:
       if (OnMainThread()) HintMainThreadOnce(taint);
-      return rc;
+      return CreateRepaired(thread, attr, start, c11_start, arg, taint, route);
+    case Decision::kForward: {
+      ChildSetup* setup = NewChildSetup(start, c11_start, arg);
+      if (setup == nullptr) return EAGAIN;
+      if (!PlanPrivileges(&setup->privileges)) {
+        FreeChildSetup(setup);
+        ReportTaintedCreate(taint, Decision::kRestricted, false);
+        return CreateDirect(thread, attr, start, c11_start, arg);
+      }
+      int rc;
+      // Counted before the thread can exist: a process that exits while
+      // this create returns still reports it.
+      int report = ReportTaintedCreate(taint, Decision::kForward, true);
+      if (CreateForwarded(thread, attr, setup, taint, &rc)) {
+        if (OnMainThread() && !taint.empty()) HintMainThreadOnce(taint);
+        return rc;
+      }
+      // No template serves (a rebase is replacing it): the caller's create.
+      FreeChildSetup(setup);
+      ReportForwardFellThrough(report, taint);
+      ReportTaintedCreate(taint, Decision::kForward, false);
+      return CreateDirect(thread, attr, start, c11_start, arg);
     }
-    if (result == ForwardResult::kPrivileges) decision = Decision::kRestricted;
+    case Decision::kDirect:
+    case Decision::kAudited:
+    case Decision::kRestricted:
+    case Decision::kCount:
+      break;
   }
-  if (!taint.empty()) ReportTaintedCreate(taint, decision, false);
+  ReportTaintedCreate(taint, route.decision, false);
   return CreateDirect(thread, attr, start, c11_start, arg);
 }
 
@@ -407,34 +376,108 @@ void RunCall(HandoffRequest* req) {
   c->error = errno;
 }
 
-}  // namespace
-
-void ForgetSetupBlocksAfterFork() {
-  // The threads that held blocks did not survive the fork; the forking
-  // thread holds none outside a create.
-  g_pool_used.store(0, std::memory_order_relaxed);
+// For a caller that differs only in what a thread can repair on itself: the
+// caller itself switches to the baseline's namespaces and CPU set for the
+// call, with every signal blocked (no handler of the program runs in the
+// baseline's state), and back after. Threads glibc starts meanwhile inherit
+// the baseline, and the caller's privileges: never more than the caller's.
+// Returns false, without calling, if the caller cannot switch.
+bool RunSwitchedToBaseline(long (*call)(void*), void* ctx, const Route& route, long* result) {
+  int proc = ProcFd();
+  int baseline_fd[kDimCount];
+  int own_fd[kDimCount];
+  for (int& fd : own_fd) fd = -1;
+  cpu_set_t baseline_affinity, own_affinity;
+  bool affinity = route.carry.has(Dim::kAffinity);
+  if ((affinity && (!BaselineAffinity(&baseline_affinity) || !ReadAffinity(0, &own_affinity))) ||
+      (!route.repair.empty() && (proc < 0 || !BaselineReentryDescriptors(route.repair, baseline_fd)))) {
+    return false;
+  }
+  bool ok = true;
+  ForEachDim(route.repair, [&](Dim d) {
+    char path[48] = "thread-self/";
+    strncat(path, NamespaceLeaf(d), sizeof path - strlen(path) - 1);
+    long fd = RawSyscall(SYS_openat, proc, path, O_RDONLY | O_CLOEXEC);
+    // Out of the low numbers: the program's own calls made meanwhile (the
+    // call itself is one) must not find a descriptor of ours under a number
+    // it just closed.
+    own_fd[static_cast<int>(d)] = fd >= 0 ? MoveToHighFd(static_cast<int>(fd)) : -1;
+    ok = ok && fd >= 0;
+  });
+  uint64_t all = ~0ull, saved_mask = 0;
+  if (ok) RawSyscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &saved_mask, sizeof all);
+  DimSet entered;
+  ForEachDim(route.repair, [&](Dim d) {
+    if (ok && RawSyscall(SYS_setns, baseline_fd[static_cast<int>(d)], NamespaceCloneFlag(d)) == 0) {
+      entered |= d;
+    } else {
+      ok = false;
+    }
+  });
+  bool moved = ok && affinity &&
+               RawSyscall(SYS_sched_setaffinity, 0, sizeof baseline_affinity, &baseline_affinity) == 0;
+  ok = ok && (!affinity || moved);
+  if (ok) *result = call(ctx);
+  int saved_errno = errno;
+  // Back to the caller's own state, whatever happened.
+  if (moved) RawSyscall(SYS_sched_setaffinity, 0, sizeof own_affinity, &own_affinity);
+  ForEachDim(entered, [&](Dim d) {
+    RawSyscall(SYS_setns, own_fd[static_cast<int>(d)], NamespaceCloneFlag(d));
+  });
+  if (!route.repair.empty() || affinity) {
+    RawSyscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved_mask, nullptr, sizeof saved_mask);
+  }
+  for (int fd : own_fd) {
+    if (fd >= 0) RawSyscall(SYS_close, fd);
+  }
+  errno = saved_errno;
+  return ok;
 }
+
+// Whether a thread created on the template would have privileges the caller
+// lacks: then the template must not start glibc's threads for it, which run
+// the program's callbacks (never escalate).
+bool TemplateMorePrivileged() {
+  SecurityState caller, base;
+  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return true;
+  return !SecurityDifferences(caller, base).empty() ||
+         RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits();
+}
+
+}  // namespace
 
 long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds) {
   if (CreatePassesStraightThrough() || !PrepareForCreate()) return call(ctx);
-  DimSet taint;
-  Decision decision = DecideForCallingThread(&taint);
-  // Descriptors of a private fd table mean something else on the template.
-  if (decision == Decision::kForward && uses_fds && taint.has(Dim::kFiles)) {
-    decision = Decision::kRestricted;
+  const Options& options = CurrentOptions();
+  DimSet taint = CurrentTaint(options.verify == Verify::kStrict);
+  Route route = Decide(taint, options, RepairableByCaller(taint & options.isolated & kRepairableDims),
+                       lifecycle_internal::g_forward_all.load(std::memory_order_relaxed));
+  long result = 0;
+  if (route.decision == Decision::kRepaired && RunSwitchedToBaseline(call, ctx, route, &result)) {
+    ReportTaintedCreate(taint, Decision::kRepaired, true);
+    return result;
   }
-  if (decision == Decision::kForward) {
+  if (route.decision == Decision::kRepaired) route.decision = Decision::kForward;
+  // Descriptors of a private fd table mean something else on the template,
+  // and the template's privileges must not exceed the caller's.
+  if (route.decision == Decision::kForward &&
+      ((uses_fds && taint.has(Dim::kFiles)) || TemplateMorePrivileged())) {
+    route.decision = Decision::kRestricted;
+  }
+  if (route.decision == Decision::kForward) {
     CallRequest req{};
     req.base.run = RunCall;
     req.call = call;
     req.ctx = ctx;
+    // Counted before glibc's threads can exist (see CreateSlow).
+    int report = ReportTaintedCreate(taint, route.decision, true);
     if (RunOnTemplate(&req.base)) {
-      ReportTaintedCreate(taint, decision, true);
       errno = req.error;
       return req.result;
     }
+    ReportForwardFellThrough(report, taint);
   }
-  if (!taint.empty()) ReportTaintedCreate(taint, decision, false);
+  if (!taint.empty()) ReportTaintedCreate(taint, route.decision, false);
   return call(ctx);
 }
 

@@ -66,6 +66,22 @@ constexpr DimSet kNamespaceDims =
 constexpr DimSet kSecurityDims = DimSet(Dim::kCaps) | Dim::kNnp | Dim::kSeccomp |
                                  Dim::kLandlock | Dim::kCreds;
 
+// How a new thread gets the baseline's value of an isolated dimension (create.h):
+//  - carried in the attributes the caller passes to glibc, which applies them
+//    before the thread runs;
+constexpr DimSet kCarriedDims = DimSet(Dim::kAffinity) | Dim::kSigmask;
+//  - repaired by the new thread itself, before any program code, from
+//    descriptors of the baseline's namespaces: what Linux lets a thread
+//    re-enter while the process is multi-threaded;
+constexpr DimSet kRepairableDims = DimSet(Dim::kNet) | Dim::kUts | Dim::kIpc | Dim::kCgroup;
+//  - forwarded: created by a thread in the baseline state (the template or a
+//    spare), for what no thread can undo on itself: a private fs_struct or fd
+//    table cannot be shared again, a mount namespace cannot be entered by a
+//    thread sharing its fs_struct, and the kernel refuses a thread whose
+//    pid_for_children or time_for_children differ from its own.
+constexpr DimSet kForwardedDims =
+    DimSet(Dim::kFs) | Dim::kFiles | Dim::kMnt | Dim::kPid | Dim::kTime;
+
 // What another thread of the process can change on a thread (by tid).
 constexpr DimSet kCrossThreadDims = DimSet(Dim::kAffinity) | Dim::kSched | Dim::kName;
 

@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/fsuid.h>
 #include <sys/resource.h>
 #include <threads.h>
 #include <time.h>
@@ -46,11 +47,16 @@ using CapsetFn = int (*)(void* header, const void* data);
 using PrctlFn = int (*)(int option, ...);
 using SetpriorityFn = int (*)(__priority_which_t which, id_t who, int prio);
 using SetgroupsFn = int (*)(size_t n, const gid_t* groups);
+// Deprecated in the headers, but the only way to tell whether an attribute
+// holds a caller-supplied stack (null if not).
+using AttrGetStackaddrFn = int (*)(const pthread_attr_t* attr, void** stackaddr);
 
 // X(name, type): every function pristine interposes.
 #define PRISTINE_REAL_FUNCTIONS(X)                                   \
   X(pthread_create, decltype(&::pthread_create))                     \
   X(thrd_create, decltype(&::thrd_create))                           \
+  X(pthread_exit, decltype(&::pthread_exit))                         \
+  X(thrd_exit, decltype(&::thrd_exit))                               \
   X(setns, decltype(&::setns))                                       \
   X(unshare, decltype(&::unshare))                                   \
   X(sched_setaffinity, decltype(&::sched_setaffinity))               \
@@ -73,6 +79,8 @@ using SetgroupsFn = int (*)(size_t n, const gid_t* groups);
   X(setregid, decltype(&::setregid))                                 \
   X(setresgid, decltype(&::setresgid))                               \
   X(setgroups, SetgroupsFn)                                          \
+  X(setfsuid, decltype(&::setfsuid))                                 \
+  X(setfsgid, decltype(&::setfsgid))                                 \
   X(timer_create, decltype(&::timer_create))                         \
   X(mq_notify, decltype(&::mq_notify))                               \
   X(getaddrinfo_a, decltype(&::getaddrinfo_a))                       \
@@ -89,11 +97,26 @@ using SetgroupsFn = int (*)(size_t n, const gid_t* groups);
 #define PRISTINE_LIBC_FUNCTIONS(X)                                            \
   X(pthread_attr_init, decltype(&::pthread_attr_init))                        \
   X(pthread_attr_destroy, decltype(&::pthread_attr_destroy))                  \
-  X(pthread_attr_setstacksize, decltype(&::pthread_attr_setstacksize))        \
-  X(pthread_attr_setsigmask_np, decltype(&::pthread_attr_setsigmask_np))      \
-  X(pthread_attr_getsigmask_np, decltype(&::pthread_attr_getsigmask_np))      \
+  X(pthread_attr_getdetachstate, decltype(&::pthread_attr_getdetachstate))    \
+  X(pthread_attr_setdetachstate, decltype(&::pthread_attr_setdetachstate))    \
+  X(pthread_attr_getguardsize, decltype(&::pthread_attr_getguardsize))        \
+  X(pthread_attr_setguardsize, decltype(&::pthread_attr_setguardsize))        \
   X(pthread_attr_getinheritsched, decltype(&::pthread_attr_getinheritsched))  \
+  X(pthread_attr_setinheritsched, decltype(&::pthread_attr_setinheritsched))  \
+  X(pthread_attr_getschedpolicy, decltype(&::pthread_attr_getschedpolicy))    \
+  X(pthread_attr_setschedpolicy, decltype(&::pthread_attr_setschedpolicy))    \
+  X(pthread_attr_getschedparam, decltype(&::pthread_attr_getschedparam))      \
+  X(pthread_attr_setschedparam, decltype(&::pthread_attr_setschedparam))      \
+  X(pthread_attr_getscope, decltype(&::pthread_attr_getscope))                \
+  X(pthread_attr_setscope, decltype(&::pthread_attr_setscope))                \
+  X(pthread_attr_getstacksize, decltype(&::pthread_attr_getstacksize))        \
+  X(pthread_attr_setstacksize, decltype(&::pthread_attr_setstacksize))        \
+  X(pthread_attr_getstackaddr, AttrGetStackaddrFn)                            \
+  X(pthread_attr_setstack, decltype(&::pthread_attr_setstack))                \
   X(pthread_attr_getaffinity_np, decltype(&::pthread_attr_getaffinity_np))    \
+  X(pthread_attr_setaffinity_np, decltype(&::pthread_attr_setaffinity_np))    \
+  X(pthread_attr_getsigmask_np, decltype(&::pthread_attr_getsigmask_np))      \
+  X(pthread_attr_setsigmask_np, decltype(&::pthread_attr_setsigmask_np))      \
   X(pthread_join, decltype(&::pthread_join))                                  \
   X(gai_error, decltype(&::gai_error))                                        \
   X(gai_suspend, decltype(&::gai_suspend))                                    \

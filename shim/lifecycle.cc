@@ -1,123 +1,180 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lifecycle.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
 
+#include "absl/base/attributes.h"
 #include "baseline.h"
-#include "create.h"
+#include "child_start.h"
+#include "dlsym.h"
 #include "futex.h"
 #include "interpose.h"
 #include "log.h"
 #include "options.h"
+#include "policy.h"
+#include "proc_fd.h"
 #include "raw_syscall.h"
 #include "report.h"
 #include "spares.h"
 #include "template_thread.h"
 
+// api.cc: this copy's own pristine_rebase_v1, under a name no one interposes.
+extern "C" int pristine_this_copy_v1(void);
+
 namespace pristine {
 namespace lifecycle_internal {
-std::atomic<uint32_t> g_state{kUninitialised};
+ABSL_CONST_INIT std::atomic<uint32_t> g_state{kUninitialised};
+ABSL_CONST_INIT std::atomic<bool> g_forward_all{false};
+ABSL_CONST_INIT std::atomic<bool> g_no_fast_path{false};
+ABSL_CONST_INIT FutexMutex g_lifecycle_mu;
 }  // namespace lifecycle_internal
 
 using namespace lifecycle_internal;
 
 namespace {
 
-// What happens next to the template.
-enum class Plan : uint32_t {
-  kSettled,        // running, or never again (pass-through)
-  kAtFirstChange,  // start before the first change outside the snapshot
-  kAtFirstCreate,  // baseline=first-thread: the first create defines the baseline
-};
-
-FutexMutex g_mu;  // serialises baseline definitions and template starts/stops
-// The baseline's snapshot dimensions still have to be read: at load they are
-// read just before the first recorded change (until then every thread is in
-// the load state for them too), so that a process that changes nothing pays
-// no system call for them. Written under g_mu; read without it as an early
-// out, then again under it.
-std::atomic<bool> g_snapshot_pending{false};
 // The main thread (in a forked child, the forking thread), for OnMainThread.
 // Recorded by the library constructor, which the dynamic loader runs on the
-// main thread before main (a shim dlopen'ed later from another thread would
-// only word its main-thread hint wrongly).
-std::atomic<pthread_t> g_main_thread{0};
-std::atomic<Plan> g_plan{Plan::kSettled};
+// main thread before main (a library dlopen'ed later from another thread
+// would only word its main-thread hint wrongly).
+ABSL_CONST_INIT std::atomic<pthread_t> g_main_thread{0};
+// The process the library's records belong to: a vfork child (or any child
+// that shares the parent's memory without a fork handler) has another pid
+// and must neither start threads nor take the parent's locks.
+ABSL_CONST_INIT std::atomic<int> g_pid{0};
+// Whether any thread has changed a namespace of kRepairableDims: then a
+// process-wide privilege drop may leave it unable to re-enter the baseline's.
+ABSL_CONST_INIT std::atomic<bool> g_repairable_changed{false};
+
+// Set on the thread running Initialise, so that a signal handler
+// interrupting it does not wait for itself.
+__thread bool t_initialising __attribute__((tls_model("initial-exec"))) = false;
+
+bool InVforkChild() { return RawGetpid() != g_pid.load(std::memory_order_relaxed); }
 
 void WarnNoTemplate() {
-  static std::atomic<bool> said{false};
+  ABSL_CONST_INIT static std::atomic<bool> said{false};
   if (said.exchange(true)) return;
   LogRaw(2, "pristine: could not start the template thread; thread creation passes "
             "through unchanged\n");
 }
 
+// The template and the snapshot are wanted from the start: verify=strict and
+// forward=all must be ready for changes no entry point sees.
+bool WantedAtDefinition(const Options& o) {
+  return o.verify == Verify::kStrict || o.forward_all;
+}
+
+// Whether a change of `dims` by the calling thread (of itself if `self`)
+// needs the template to run first.
+bool ChangeNeedsTemplate(DimSet dims, bool self) {
+  const Options& o = CurrentOptions();
+  if (o.mode != Mode::kEnforce || !self) return false;  // another thread: affinity, sched, name
+  // Known once the snapshot is taken, which BeforeChange makes sure of first.
+  if (dims.intersects((kForwardedDims | BaselineUnenterable()) & o.isolated)) return true;
+  // A thread in another namespace that gives up its capabilities cannot
+  // re-enter the baseline's for its new threads any more: they will be
+  // forwarded, and the template must exist before the drop (this thread,
+  // which can still repair, starts it).
+  constexpr DimSet kPrivilegeDrops = DimSet(Dim::kCaps) | Dim::kCreds;
+  return dims.intersects(kPrivilegeDrops) &&
+         ThreadRecordedDims().intersects(kRepairableDims & o.isolated);
+}
+
 // Starts the template from the calling thread (see "The first change" in
-// lifecycle.h). The plan is settled only once the template runs and the
-// baseline knows its tid: a change that reads the settled plan without the
-// lock must find the template there. On failure the shim passes every create
+// lifecycle.h): it repairs itself where this thread differs in what it can
+// repair. The state says kTemplateRunning only once the template runs and
+// the baseline knows its tid. On failure the library passes every create
 // through, for good: there is no thread left in a known state.
-bool StartTemplateHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
-  bool started = StartTemplate();
-  if (!started) {
-    g_state.store(kPassThrough, std::memory_order_release);
-    WarnNoTemplate();
-  }
-  g_plan.store(Plan::kSettled, std::memory_order_release);
+bool StartTemplateHere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_lifecycle_mu) {
+  TemplateRepairs repairs;
+  for (int& fd : repairs.reenter_fd) fd = -1;
+  DimSet differs = BaselineDifferences(kRepairableDims);
+  // Affinity always: another thread may change this one's until the clone.
+  repairs.set_affinity = BaselineAffinity(&repairs.affinity);
+  bool started = (differs.empty() || BaselineReentryDescriptors(differs, repairs.reenter_fd)) &&
+                 StartTemplate(repairs);
+  g_state.store(started ? kTemplateRunning : kPassThrough, std::memory_order_release);
+  if (!started) WarnNoTemplate();
   return started;
 }
 
+// Advances the state to `needed` (kSnapshotTaken or kTemplateRunning) from
+// the calling thread, which has recorded no change the steps below cannot
+// handle (lifecycle.h, invariant 1).
+void AdvanceTo(uint32_t needed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_lifecycle_mu) {
+  uint32_t state = g_state.load(std::memory_order_relaxed);
+  if (state < kBaselineDefined || state >= needed) return;
+  if (state == kBaselineDefined) {
+    BaselineCaptureSnapshot();
+    g_state.store(kSnapshotTaken, std::memory_order_release);
+  }
+  if (needed == kTemplateRunning) StartTemplateHere();
+}
+
 // The calling thread defines the baseline from now on and is clean by
-// definition. Where it is the only thread (a forked child, the first create
-// with baseline=first-thread, after a single-threaded change) no other thread
-// has to compare itself afresh; RebaseToCallingThread advances the epoch.
-void DefineBaselineHere(OtherThreads others = OtherThreads::kInBaseline)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
-  BaselineCaptureSnapshot(others);
-  g_snapshot_pending.store(false, std::memory_order_relaxed);
+// definition. Where it is the only thread (load, a forked child, the first
+// create with baseline=first-thread, after a single-threaded change) no other
+// thread has to compare itself afresh; a rebase says so with kMayRun.
+void DefineBaselineHere(OtherThreads others, int tid = RawGettid())
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_lifecycle_mu) {
+  BaselineDefine(others, tid);
+  g_state.store(others == OtherThreads::kMayRun ? kSnapshotTaken : kBaselineDefined,
+                std::memory_order_release);
   MarkThreadClean();
-  if (CurrentOptions().verify == Verify::kStrict) StartTemplateHere();
-  else g_plan.store(Plan::kAtFirstChange, std::memory_order_release);
-}
-
-// The calling thread, the only one or the loading one, is the baseline, and
-// no thread has recorded a change: the snapshot is read and the template
-// started just before the first change (BeforeChange).
-void DeferBaselineSnapshot() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
-  g_snapshot_pending.store(true, std::memory_order_relaxed);
-  g_plan.store(Plan::kAtFirstChange, std::memory_order_release);
-}
-
-// Reads the snapshot dimensions if load left them to the first need.
-void CaptureSnapshotIfPending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
-  if (!g_snapshot_pending.load(std::memory_order_relaxed)) return;
-  BaselineCaptureSnapshot(OtherThreads::kInBaseline);  // no change recorded yet
-  g_snapshot_pending.store(false, std::memory_order_relaxed);
+  const Options& o = CurrentOptions();
+  if (WantedAtDefinition(o)) {
+    AdvanceTo(o.mode == Mode::kEnforce ? kTemplateRunning : kSnapshotTaken);
+  }
 }
 
 // Forked child, on the forking thread (now the only thread): the template did
 // not survive; the child's baseline is the forking thread's state.
-void AfterForkInChild() {
-  g_mu.ResetAfterFork();
+void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  ScopedRole role(kForkChildRole);
+  g_lifecycle_mu.ResetAfterFork();
   g_main_thread.store(pthread_self(), std::memory_order_relaxed);
+  g_pid.store(RawGetpid(), std::memory_order_relaxed);
   ForgetTemplateAfterFork();
   BaselineForgetAfterFork();
-  ForgetSetupBlocksAfterFork();
-  if (g_state.load(std::memory_order_relaxed) != kActive) return;
-  FutexLock lock(&g_mu);
-  if (CurrentOptions().verify == Verify::kStrict) {
-    DefineBaselineHere();
-  } else {
-    // As at load, read at the first recorded change: this thread, the only
-    // one, is in the child's baseline state until then (fork+exec pays
-    // nothing).
-    DeferBaselineSnapshot();
-    MarkThreadClean();
-  }
+  ForgetChildSetupsAfterFork();
+  if (g_state.load(std::memory_order_relaxed) < kBaselineDefined) return;
+  FutexLock lock(&g_lifecycle_mu);
+  // The forking thread is the child's main thread: its tid is the pid.
+  DefineBaselineHere(OtherThreads::kNone, g_pid.load(std::memory_order_relaxed));
+}
+
+// Whether another copy of the library came first in this process (a
+// system-wide preload and pristine-run's LD_PRELOAD both naming one): the
+// program's calls reach that copy, whose calls to "the real function" reach
+// this one. This copy then stands aside, passing everything on, and writes
+// no report, so that the process gets one set of figures. Said once.
+bool AnotherCopyCameFirst() {
+  DlsymFn libc_dlsym = LibcDlsym();  // never the exported dlsym (dlsym.h)
+  void* first = libc_dlsym != nullptr ? libc_dlsym(RTLD_DEFAULT, "pristine_rebase_v1") : nullptr;
+  if (first == nullptr || first == reinterpret_cast<void*>(&pristine_this_copy_v1)) return false;
+  Dl_info other = {}, mine = {};
+  LIBC(dladdr1)(first, &other, nullptr, 0);
+  LIBC(dladdr1)(reinterpret_cast<void*>(&pristine_this_copy_v1), &mine, nullptr, 0);
+  LogLine line;
+  line << "pristine: another copy of the library is active in this process ("
+       << (other.dli_fname != nullptr ? other.dli_fname : "?") << "); this one ("
+       << (mine.dli_fname != nullptr ? mine.dli_fname : "?") << ") stands aside";
+  LogRaw(2, line.Finish());
+  return true;
 }
 
 void Initialise() {
+  g_pid.store(RawGetpid(), std::memory_order_relaxed);
+  if (AnotherCopyCameFirst()) {
+    g_state.store(kPassThrough, std::memory_order_release);
+    return;
+  }
   LoadOptions();
   ReportInit();
   const Options& options = CurrentOptions();
@@ -125,72 +182,48 @@ void Initialise() {
     g_state.store(kPassThrough, std::memory_order_release);
     return;
   }
+  g_forward_all.store(options.forward_all && options.mode == Mode::kEnforce,
+                      std::memory_order_relaxed);
+  g_no_fast_path.store(g_forward_all.load(std::memory_order_relaxed) ||
+                           options.verify == Verify::kStrict,
+                       std::memory_order_relaxed);
   pthread_atfork(nullptr, nullptr, AfterForkInChild);
-  FutexLock lock(&g_mu);
   if (options.baseline == BaselineMode::kFirstThread) {
     // The first create takes the slow path (CreatePassesStraightThrough is
     // false until then), which defines the baseline.
-    g_plan.store(Plan::kAtFirstCreate, std::memory_order_release);
     g_state.store(kAwaitingFirstCreate, std::memory_order_release);
     return;
   }
-  if (options.verify == Verify::kStrict) DefineBaselineHere();
-  else DeferBaselineSnapshot();
-  if (g_state.load(std::memory_order_relaxed) == kInitialising) {
-    g_state.store(kActive, std::memory_order_release);
-  }
+  FutexLock lock(&g_lifecycle_mu);
+  // The loading thread is the main thread (a library loaded later by another
+  // thread would compare shared dimensions with the main thread's).
+  DefineBaselineHere(OtherThreads::kNone, g_pid.load(std::memory_order_relaxed));
 }
 
-// Runs in a half-initialised process, before main, on the loading thread.
-__attribute__((constructor)) void OnLibraryLoad() {
+// The library's one load hook. Runs in a half-initialised process, before
+// main, on the loading thread; the dynamic loader passes the program's
+// (argc, argv, envp).
+__attribute__((constructor)) void OnLibraryLoad(int argc, char** argv, char**) {
   g_main_thread.store(pthread_self(), std::memory_order_relaxed);
+  ReportSaveArgs(argc, argv);
   EnsureInitialized();
-}
-
-// The number of threads in the process (/proc/self/stat field 20), or -1.
-int ThreadCount() {
-  char buf[1024];
-  long fd = RawSyscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  long n = RawSyscall(SYS_read, fd, buf, sizeof buf - 1);
-  RawSyscall(SYS_close, fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const char* p = nullptr;
-  for (long i = n - 1; i >= 0; --i) {
-    if (buf[i] == ')') { p = buf + i + 1; break; }
-  }
-  if (p == nullptr) return -1;
-  for (int field = 2; field < 20 && *p; ++p) {
-    if (*p == ' ') ++field;
-  }
-  int count = 0;
-  while (*p >= '0' && *p <= '9') count = count * 10 + (*p++ - '0');
-  return count;
-}
-
-// After StopTemplate the exiting thread may still be counted for a moment
-// (pthread_join returns when the kernel clears its tid, before it is
-// unhashed). Waits, bounded, until the calling thread is alone.
-void WaitUntilAlone() {
-  for (int i = 0; i < 100000; ++i) {
-    int n = ThreadCount();
-    if (n == 1 || n < 0) return;
-    RawSyscall(SYS_sched_yield);
-  }
 }
 
 }  // namespace
 
 void EnsureInitialized() {
   uint32_t state = g_state.load(std::memory_order_acquire);
-  if (state == kActive || state == kPassThrough || state == kAwaitingFirstCreate) return;
+  if (state >= kAwaitingFirstCreate) return;
   if (state == kUninitialised &&
       g_state.compare_exchange_strong(state, kInitialising, std::memory_order_acq_rel)) {
+    t_initialising = true;
     Initialise();
+    t_initialising = false;
     return;
   }
+  // Interrupted by a signal handler while initialising: the library counts
+  // as not active for that call.
+  if (t_initialising) return;
   // Another thread is initialising; it waits on nothing of ours.
   while (g_state.load(std::memory_order_acquire) == kInitialising) {
     RawSyscall(SYS_sched_yield);
@@ -199,91 +232,143 @@ void EnsureInitialized() {
 
 bool PrepareForCreate() {
   EnsureInitialized();
-  if (g_plan.load(std::memory_order_acquire) == Plan::kAtFirstCreate) {
-    FutexLock lock(&g_mu);
-    if (g_plan.load(std::memory_order_relaxed) == Plan::kAtFirstCreate) {
-      // Whatever the process did before its first thread is its baseline.
-      StopTemplate();
-      DefineBaselineHere();
-      uint32_t awaiting = kAwaitingFirstCreate;
-      g_state.compare_exchange_strong(awaiting, kActive, std::memory_order_acq_rel);
+  if (g_state.load(std::memory_order_acquire) == kAwaitingFirstCreate) {
+    FutexLock lock(&g_lifecycle_mu);
+    // Whatever the process did before its first thread is its baseline.
+    if (g_state.load(std::memory_order_relaxed) == kAwaitingFirstCreate) {
+      DefineBaselineHere(OtherThreads::kNone);
     }
   }
-  EnsureBaselineSnapshot();
-  return g_state.load(std::memory_order_acquire) == kActive;
+  return g_state.load(std::memory_order_acquire) >= kBaselineDefined;
 }
 
-void EnsureBaselineSnapshot() {
-  if (!g_snapshot_pending.load(std::memory_order_relaxed)) return;
-  FutexLock lock(&g_mu);
-  CaptureSnapshotIfPending();
+bool BaselineAvailable() {
+  EnsureInitialized();
+  uint32_t state = g_state.load(std::memory_order_acquire);
+  if (state == kBaselineDefined) {
+    // No change recorded anywhere: the calling thread is in the baseline.
+    FutexLock lock(&g_lifecycle_mu);
+    AdvanceTo(kSnapshotTaken);
+  }
+  return g_state.load(std::memory_order_acquire) >= kBaselineDefined;
 }
 
 void BeforeChange(DimSet dims, bool self) {
+  if (InVforkChild()) return;
   EnsureInitialized();
-  // A thread's own snapshot dimensions are compared with the snapshot, and a
-  // forwarded thread gets them from its caller: no template needed, unless
-  // the options isolate one of them.
-  DimSet needs_template = (dims - kSnapshotDims) | (dims & CurrentOptions().isolated);
-  bool want_template = g_plan.load(std::memory_order_acquire) == Plan::kAtFirstChange &&
-                       (!self || !needs_template.empty());
-  if (!want_template && !g_snapshot_pending.load(std::memory_order_relaxed)) return;
-  FutexLock lock(&g_mu);
-  // Until now no thread recorded any change (each comes here first), so this
-  // one is still in the baseline state: for the snapshot dimensions, and,
-  // until the template runs, for every dimension the template provides.
-  CaptureSnapshotIfPending();
-  if (want_template && g_plan.load(std::memory_order_relaxed) == Plan::kAtFirstChange) {
-    StartTemplateHere();
+  uint32_t state = g_state.load(std::memory_order_acquire);
+  if (state < kBaselineDefined) return;
+  if (self && dims.intersects(kRepairableDims)) {
+    g_repairable_changed.store(true, std::memory_order_relaxed);
+  }
+  // Every change but a signal mask's is compared with the snapshot, which
+  // must be read before it; the signal mask's baseline is read at definition.
+  if (state == kBaselineDefined && !(dims - Dim::kSigmask).empty()) {
+    FutexLock lock(&g_lifecycle_mu);
+    AdvanceTo(kSnapshotTaken);
+  }
+  // Then the template, if this change needs it: decided with the snapshot
+  // read (which namespaces a thread can re-enter).
+  if (g_state.load(std::memory_order_acquire) < kTemplateRunning &&
+      ChangeNeedsTemplate(dims, self)) {
+    FutexLock lock(&g_lifecycle_mu);
+    AdvanceTo(kTemplateRunning);
   }
 }
 
-int RunSingleThreadedChange(int (*change)(void* ctx), void* ctx) {
+int RunSingleThreadedChange(DimSet dims, int (*change)(void* ctx), void* ctx) {
+  if (InVforkChild()) return change(ctx);
   EnsureInitialized();
   // In a multi-threaded process this is an ordinary change of the calling
   // thread (setns into a mount namespace after unshare(CLONE_FS)), or one the
-  // kernel refuses: the template must exist before it, as for any change.
-  if (g_plan.load(std::memory_order_acquire) == Plan::kAtFirstChange && ThreadCount() > 1) {
-    BeforeChange(DimSet::All(), true);
-  }
+  // kernel refuses: whatever it needs must be there before it, as for any.
+  if (ProcessThreadCount() != 1) BeforeChange(dims, true);
   int rc = change(ctx);
-  if (g_state.load(std::memory_order_acquire) != kActive) return rc;
+  if (g_state.load(std::memory_order_acquire) < kBaselineDefined) return rc;
   int saved_errno = errno;
-  FutexLock lock(&g_mu);
+  FutexLock lock(&g_lifecycle_mu);
+  bool template_was_running = g_state.load(std::memory_order_relaxed) == kTemplateRunning;
   if (rc != 0) {
-    // Refused because the template (and its spares) are the only other
-    // threads: stop them, retry.
-    // (EUSERS: a time namespace's way of saying it.)
-    if ((saved_errno != EINVAL && saved_errno != EUSERS) || !TemplateRunning() ||
-        ThreadCount() != 2 + SpareThreadCount()) {
+    // Refused, perhaps only because of the library's own threads (EUSERS: a
+    // time namespace's way of saying it): stop them, let the kernel release
+    // them, ask again. The second answer is about the program's threads.
+    if ((saved_errno != EINVAL && saved_errno != EUSERS) || !template_was_running) {
       errno = saved_errno;
       return rc;
     }
-    bool caller_clean = !ThreadRecordedChanges();
+    // The template can come back from this thread only if it is in the
+    // baseline for what only forwarding isolates.
+    bool can_restart = !ThreadRecordedDims().intersects(kForwardedDims);
     StopTemplate();
-    WaitUntilAlone();
+    g_state.store(kSnapshotTaken, std::memory_order_release);
     rc = change(ctx);
     saved_errno = errno;
     if (rc != 0) {
-      // Still refused: bring the template back in the old baseline, which
-      // needs a thread in it; a tainted caller is the only thread left, and
-      // then its state has to become the baseline (said so, not silently).
-      if (caller_clean) {
+      // Still refused (other threads of the program): bring the template
+      // back in the old baseline if this thread can; else this thread's
+      // state becomes the baseline, said so, never silently.
+      if (can_restart) {
         StartTemplateHere();
       } else {
         LogRaw(2, "pristine: the template thread could not be restored after a failed "
                   "single-threaded namespace change; the calling thread's state is the new "
                   "baseline\n");
-        DefineBaselineHere();
+        NoteRebase();
+        DefineBaselineHere(OtherThreads::kMayRun);
+        AdvanceTo(kTemplateRunning);
       }
       errno = saved_errno;
       return rc;
     }
   }
   // It succeeded. In a single-threaded process it changed the whole process.
-  if (!TemplateRunning() && ThreadCount() == 1) DefineBaselineHere();
+  if (ProcessThreadCount() == 1) DefineBaselineHere(OtherThreads::kNone);
   errno = saved_errno;
   return rc;
+}
+
+namespace {
+
+// Whether the template's per-thread security differs from the calling
+// thread's where a set*id call's outcome depends on it.
+bool TemplateSecurityDiffersFromCaller() {
+  SecurityState caller, base;
+  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return true;
+  return caller.cap_eff != base.cap_eff || caller.cap_prm != base.cap_prm ||
+         caller.cap_inh != base.cap_inh ||
+         RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits();
+}
+
+}  // namespace
+
+bool BeforeProcessWideCredentialChange() {
+  if (InVforkChild()) return false;
+  EnsureInitialized();
+  uint32_t state = g_state.load(std::memory_order_acquire);
+  if (state < kSnapshotTaken) return false;  // no change recorded: nothing differs
+  FutexLock lock(&g_lifecycle_mu);
+  state = g_state.load(std::memory_order_relaxed);
+  if (state == kSnapshotTaken && g_repairable_changed.load(std::memory_order_relaxed) &&
+      CurrentOptions().mode == Mode::kEnforce &&
+      !ThreadRecordedDims().intersects(kForwardedDims)) {
+    // Started from this thread, it shares this thread's security: it follows.
+    AdvanceTo(kTemplateRunning);
+    return false;
+  }
+  if (state != kTemplateRunning || !TemplateSecurityDiffersFromCaller()) return false;
+  StopTemplate();
+  g_state.store(kSnapshotTaken, std::memory_order_release);
+  // It can come back from this thread only if this thread is in the
+  // baseline for what only forwarding isolates.
+  return !ThreadRecordedDims().intersects(kForwardedDims);
+}
+
+void AfterProcessWideCredentialChange(bool restart) {
+  NoteProcessWideSecurityChange();
+  ForgetTemplateSecurity();
+  if (!restart) return;
+  FutexLock lock(&g_lifecycle_mu);
+  AdvanceTo(kTemplateRunning);
 }
 
 bool OnMainThread() {
@@ -292,13 +377,16 @@ bool OnMainThread() {
 
 bool RebaseToCallingThread() {
   EnsureInitialized();
-  if (g_state.load(std::memory_order_acquire) != kActive) return false;
-  FutexLock lock(&g_mu);
+  if (g_state.load(std::memory_order_acquire) < kBaselineDefined) return false;
+  FutexLock lock(&g_lifecycle_mu);
+  bool template_was_running = g_state.load(std::memory_order_relaxed) == kTemplateRunning;
   StopTemplate();
   NoteRebase();  // other threads exist: each compares itself afresh
-  DefineBaselineHere(OtherThreads::kMayDiffer);
-  // Other threads may compare themselves at any moment: start it right away.
-  return TemplateRunning() || StartTemplateHere();
+  DefineBaselineHere(OtherThreads::kMayRun);
+  // Other threads may compare themselves at any moment: the snapshot (and a
+  // template that ran before) right away, from this thread, the baseline now.
+  AdvanceTo(template_was_running ? kTemplateRunning : kSnapshotTaken);
+  return g_state.load(std::memory_order_acquire) >= kBaselineDefined;
 }
 
 }  // namespace pristine

@@ -79,7 +79,7 @@ bool SetValue(const char* values, const char* v, size_t n, LogDest* field, Optio
   } else {
     return false;
   }
-  o->log_explicit = true;
+  o->log_explicit = *field != LogDest::kOff;
   return true;
 }
 

@@ -26,7 +26,6 @@ namespace pristine {
 enum class Mode : uint8_t { kEnforce, kAudit, kOff };
 enum class Verify : uint8_t { kFast, kStrict };
 enum class BaselineMode : uint8_t { kLoad, kFirstThread };
-enum class ForwardMode : uint8_t { kAuto, kAll };
 enum class LogDest : uint8_t { kStderr, kOff, kFile };
 
 // The default policy table (README, "Policy"): isolate everything but the signal mask,
@@ -47,8 +46,8 @@ struct Options {
   DimSet isolated = kDefaultIsolated;
   // log=PATH (log == LogDest::kFile): the path.
   PathBuf log_path = "";
-  // A log= token was applied. The default logs warnings only; an explicit log=stderr or
-  // log=PATH also logs each new tainted call site.
+  // The last log= token applied named stderr or a file (not off). The default logs warnings
+  // only; an explicit log=stderr or log=PATH also logs each new tainted call site.
   bool log_explicit = false;
 };
 

@@ -5,7 +5,10 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <cstring>
+
 #include "baseline.h"
+#include "template_thread.h"
 #include "raw_syscall.h"
 #include "state.h"
 
@@ -35,12 +38,13 @@ void DropEverything() {
 
 }  // namespace
 
-bool PlanPrivileges(DimSet taint, PrivilegePlan* plan) {
-  if (taint.intersects(DimSet(Dim::kSeccomp) | Dim::kLandlock)) return false;
-  if (!taint.intersects(DimSet(Dim::kCaps) | Dim::kNnp | Dim::kCreds)) return true;
+bool PlanPrivileges(PrivilegePlan* plan) {
   SecurityState caller, base;
-  if (!ReadSecurity(0, &caller) || !BaselineSecurity(&base)) return false;
-  if (RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != BaselineSecurebits()) return false;
+  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return false;
+  // A seccomp filter cannot be put on another thread.
+  if (caller.seccomp_mode != 0) return false;
+  if (RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits()) return false;
+  if (SecurityDifferences(caller, base).empty()) return true;  // nothing to bring down
   plan->apply = true;
   plan->cap_eff = caller.cap_eff & base.cap_eff;
   plan->cap_prm = caller.cap_prm & base.cap_prm;
@@ -49,7 +53,10 @@ bool PlanPrivileges(DimSet taint, PrivilegePlan* plan) {
   plan->bounding_drop = base.cap_bnd & ~caller.cap_bnd;
   if (plan->bounding_drop != 0 && !(base.cap_eff & Cap(CAP_SETPCAP))) return false;
   plan->no_new_privs = caller.no_new_privs != 0;
-  if (taint.has(Dim::kCreds)) {
+  bool same_creds = memcmp(caller.uid, base.uid, sizeof caller.uid) == 0 &&
+                    memcmp(caller.gid, base.gid, sizeof caller.gid) == 0 &&
+                    caller.groups_hash == base.groups_hash;
+  if (!same_creds) {
     if ((base.cap_eff & (Cap(CAP_SETUID) | Cap(CAP_SETGID))) != (Cap(CAP_SETUID) | Cap(CAP_SETGID))) {
       return false;
     }
@@ -68,13 +75,18 @@ bool PlanPrivileges(DimSet taint, PrivilegePlan* plan) {
     long n = RawSyscall(SYS_getgroups, kMaxGroups, plan->groups);
     if (n < 0) return false;  // more groups than a plan holds
     plan->ngroups = static_cast<int>(n);
-    for (int i = 0; i < 3; ++i) {
-      plan->uid[i] = caller.uid[i];
-      plan->gid[i] = caller.gid[i];
-    }
+    memcpy(plan->uid, caller.uid, sizeof plan->uid);
+    memcpy(plan->gid, caller.gid, sizeof plan->gid);
     plan->set_creds = true;
   }
   return true;
+}
+
+bool HoldsCapability(int cap) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {};
+  if (RawSyscall(SYS_capget, &header, data) != 0) return false;
+  return (data[cap / 32].effective >> (cap % 32)) & 1;
 }
 
 bool ApplyPrivileges(const PrivilegePlan& plan) {
@@ -87,10 +99,18 @@ bool ApplyPrivileges(const PrivilegePlan& plan) {
     if (plan.bounding_drop & Cap(c)) ok = RawSyscall(SYS_prctl, PR_CAPBSET_DROP, c, 0, 0, 0) == 0;
   }
   if (ok && plan.set_creds) {
+    // setfsuid and setfsgid answer with the previous value, never an error:
+    // success is read back.
     ok = RawSyscall(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0) == 0 &&
          RawSyscall(SYS_setgroups, plan.ngroups, plan.groups) == 0 &&
          RawSyscall(SYS_setresgid, plan.gid[0], plan.gid[1], plan.gid[2]) == 0 &&
          RawSyscall(SYS_setresuid, plan.uid[0], plan.uid[1], plan.uid[2]) == 0;
+    if (ok) {
+      RawSyscall(SYS_setfsgid, plan.gid[3]);
+      RawSyscall(SYS_setfsuid, plan.uid[3]);
+      ok = RawSyscall(SYS_setfsgid, -1) == static_cast<long>(plan.gid[3]) &&
+           RawSyscall(SYS_setfsuid, -1) == static_cast<long>(plan.uid[3]);
+    }
     // Securebits equal the baseline's (PlanPrivileges checked): keep-caps off.
     RawSyscall(SYS_prctl, PR_SET_KEEPCAPS, 0, 0, 0, 0);
   }

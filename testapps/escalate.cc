@@ -9,8 +9,9 @@
 //   S = {"ns": {"net": ino, ...}, "sec": {"cap_inh": "hex", ..., "cap_amb", "nnp", "seccomp",
 //        "seccomp_filters", "uid": "r e s fs", "gid": ..., "groups": ...}}
 //
-// Taints (apply a namespace first: most later steps drop the right to unshare):
-//   net        unshare(CLONE_NEWNET)
+// Taints (apply a namespace or fs first: most later steps drop the right to unshare):
+//   net        unshare(CLONE_NEWNET): an isolated taint a new thread can repair itself
+//   fs         unshare(CLONE_FS) + chdir("/"): one only a forwarded create can isolate
 //   caps       capget + capset(2) (raw syscall) dropping CAP_NET_ADMIN from effective+permitted
 //   capbset    prctl(PR_CAPBSET_DROP, CAP_NET_ADMIN): out of the bounding set
 //   raise      capset adding CAP_NET_ADMIN to the inheritable set, then
@@ -20,12 +21,14 @@
 //   creds      raw syscall(SYS_setgroups 0 / SYS_setresgid / SYS_setresuid) to 65534 (per thread)
 //   landlock   nnp + a Landlock domain that handles (denies) LANDLOCK_ACCESS_FS_MAKE_DIR
 //
+// Every state has "fs_shared": 1 if the thread shares its fs_struct with the main thread (kcmp).
 // --scratch DIR: every state also gets "mkdir": the result ("0", "EACCES", ...) of mkdir(2) of a
 // fresh directory under DIR (removed again): how a Landlock domain shows.
 //
 // Exit: 0 JSON printed, 2 usage, 3 this machine cannot apply a taint.
 
 #include <linux/capability.h>
+#include <linux/kcmp.h>
 #include <sys/resource.h>
 #include <linux/filter.h>
 #include <linux/landlock.h>
@@ -38,6 +41,7 @@
 namespace {
 
 std::string g_scratch;
+pid_t g_main_tid;
 
 std::string MkdirResult() {
   std::string d = g_scratch + "/t" + std::to_string(t3::Gettid());
@@ -57,6 +61,9 @@ std::string Capture() {
     w.key("mkdir");
     w.value(MkdirResult());
   }
+  w.key("fs_shared");
+  w.value(static_cast<long long>(
+      syscall(SYS_kcmp, g_main_tid, t3::Gettid(), KCMP_FS, 0, 0) == 0));
   w.key("tid");
   w.value(static_cast<long long>(t3::Gettid()));
   w.end_object();
@@ -82,6 +89,9 @@ void Apply(const std::string& t) {
   auto fail = [&](const char* what) { t3::Unsupported("taint " + t + ": " + what + ": " + t3::ErrName(errno)); };
   if (t == "net") {
     if (unshare(CLONE_NEWNET) != 0) fail("unshare(CLONE_NEWNET)");
+  } else if (t == "fs") {
+    if (unshare(CLONE_FS) != 0) fail("unshare(CLONE_FS)");
+    if (chdir("/") != 0) fail("chdir");
   } else if (t == "caps") {
     Capset([](__user_cap_data_struct* d) {
       d[0].effective &= ~(1u << CAP_NET_ADMIN);
@@ -171,10 +181,11 @@ int main(int argc, char** argv) {
       g_scratch = argv[++i];
     } else {
       std::fprintf(stderr, "usage: escalate [--scratch DIR] "
-                           "[--taint net|caps|capbset|raise|nnp|seccomp|creds|creds-admin|landlock]...\n");
+                           "[--taint net|fs|caps|capbset|raise|nnp|seccomp|creds|creds-admin|landlock]...\n");
       return 2;
     }
   }
+  g_main_tid = t3::Gettid();
   std::string baseline = Capture();
   pthread_t w;
   int r = pthread_create(&w, nullptr, Worker, nullptr);

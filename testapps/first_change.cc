@@ -127,11 +127,11 @@ void* Child(void* p) {
   if (NsInode("net") != g_base.net) Wrong(w, "net is not the baseline's");
   if (NsInode("uts") != g_base.uts) Wrong(w, "uts is not the baseline's");
   if (NsInode("ipc") != g_base.ipc) Wrong(w, "ipc is not the baseline's");
-  pid_t pid = getpid(), self = Tid();
-  if (syscall(SYS_kcmp, pid, pid, KCMP_FS, g_base.main_tid, self) != 0) {
+  pid_t self = Tid();
+  if (syscall(SYS_kcmp, g_base.main_tid, self, KCMP_FS, 0, 0) != 0) {
     Wrong(w, "fs is not shared with the baseline");
   }
-  if (syscall(SYS_kcmp, pid, pid, KCMP_FILES, g_base.main_tid, self) != 0) {
+  if (syscall(SYS_kcmp, g_base.main_tid, self, KCMP_FILES, 0, 0) != 0) {
     Wrong(w, "fd table is not shared with the baseline");
   }
   cpu_set_t aff;

@@ -105,10 +105,10 @@ void CheckNewThread(const Model& m, const std::string& ctx) {
   for (int i = 0; i < kNsCount; ++i) {
     if (NsInode(kNs[i]) != g_base.ns[i]) Mismatch(ctx + ": " + kNs[i] + " is not the baseline's");
   }
-  pid_t self = Tid(), pid = getpid();
-  if (syscall(SYS_kcmp, pid, pid, KCMP_FS, g_base.main_tid, self) != 0)
+  pid_t self = Tid();
+  if (syscall(SYS_kcmp, g_base.main_tid, self, KCMP_FS, 0, 0) != 0)
     Mismatch(ctx + ": fs is not shared with the baseline");
-  if (syscall(SYS_kcmp, pid, pid, KCMP_FILES, g_base.main_tid, self) != 0)
+  if (syscall(SYS_kcmp, g_base.main_tid, self, KCMP_FILES, 0, 0) != 0)
     Mismatch(ctx + ": files is not shared with the baseline");
   cpu_set_t aff;
   if (sched_getaffinity(0, sizeof aff, &aff) != 0 || !CPU_EQUAL(&aff, &g_base.affinity))

@@ -333,11 +333,11 @@ struct RaceWorker {
 
 void* RaceChild(void* p) {
   auto* race = static_cast<FirstChangeRace*>(p);
-  pid_t pid = getpid(), self = static_cast<pid_t>(syscall(SYS_gettid));
+  pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
   cpu_set_t aff;
   if (NetInode() != race->net) race->result->bad |= 8;
-  if (syscall(SYS_kcmp, pid, pid, KCMP_FILES, race->main_tid, self) != 0 ||
-      syscall(SYS_kcmp, pid, pid, KCMP_FS, race->main_tid, self) != 0) {
+  if (syscall(SYS_kcmp, race->main_tid, self, KCMP_FILES, 0, 0) != 0 ||
+      syscall(SYS_kcmp, race->main_tid, self, KCMP_FS, 0, 0) != 0) {
     race->result->bad |= 16;
   }
   if (sched_getaffinity(0, sizeof aff, &aff) != 0 || !CPU_EQUAL(&aff, &race->affinity)) {

@@ -45,7 +45,7 @@ Parsed ParseSecure(const char* text) {
 
 bool SameOptions(const Options& a, const Options& b) {
   return a.mode == b.mode && a.verify == b.verify && a.baseline == b.baseline &&
-         a.forward == b.forward && a.isolated == b.isolated && a.log == b.log &&
+         a.forward_all == b.forward_all && a.isolated == b.isolated && a.log == b.log &&
          a.log_explicit == b.log_explicit && a.verbosity == b.verbosity &&
          a.report_empty == b.report_empty && a.help == b.help &&
          std::strcmp(a.log_path, b.log_path) == 0 && std::strcmp(a.report_path, b.report_path) == 0;
@@ -73,7 +73,7 @@ TEST(Options, DefaultsMatchTheReadmeTable) {
   EXPECT_EQ(o.mode, Mode::kEnforce);
   EXPECT_EQ(o.verify, Verify::kFast);
   EXPECT_EQ(o.baseline, BaselineMode::kLoad);
-  EXPECT_EQ(o.forward, ForwardMode::kAuto);
+  EXPECT_FALSE(o.forward_all);
   EXPECT_EQ(o.log, LogDest::kStderr);
   EXPECT_FALSE(o.log_explicit);
   EXPECT_EQ(o.verbosity, 1);
@@ -131,6 +131,39 @@ TEST(Options, ReportAndLogPaths) {
   Parsed log_long = Parse(("log=" + longest + "b").c_str());
   EXPECT_EQ(log_long.errors, 1);
   EXPECT_EQ(log_long.options.log, LogDest::kStderr);
+}
+
+TEST(Options, LogExplicitVerbosityAndReportEmpty) {
+  EXPECT_FALSE(Parse("").options.log_explicit);
+  EXPECT_TRUE(Parse("log=stderr").options.log_explicit);
+  EXPECT_TRUE(Parse("log=/tmp/x.%p").options.log_explicit);
+  EXPECT_FALSE(Parse("log=stderr:log=off").options.log_explicit);
+  EXPECT_EQ(Parse("").options.verbosity, 1);
+  for (int v = 0; v <= 2; ++v) {
+    Parsed p = Parse(("verbosity=" + std::to_string(v)).c_str());
+    EXPECT_EQ(p.errors, 0);
+    EXPECT_EQ(p.options.verbosity, v);
+  }
+  for (const char* bad : {"verbosity=3", "verbosity=", "verbosity=-1", "verbosity=11"}) {
+    Parsed p = Parse(bad);
+    EXPECT_EQ(p.errors, 1) << bad;
+    EXPECT_EQ(p.options.verbosity, 1) << bad;
+    ASSERT_EQ(p.lines.size(), 1u);
+    EXPECT_NE(p.lines[0].find("verbosity accepts 0, 1 or 2"), std::string::npos) << p.lines[0];
+  }
+  EXPECT_FALSE(Parse("").options.report_empty);
+  EXPECT_TRUE(Parse("report_empty=1").options.report_empty);
+  EXPECT_FALSE(Parse("report_empty=1:report_empty=0").options.report_empty);
+  Parsed bad = Parse("report_empty=yes");
+  EXPECT_EQ(bad.errors, 1);
+  EXPECT_FALSE(bad.options.report_empty);
+}
+
+TEST(Options, BadTokensAreEchoedWithoutControlBytes) {
+  Parsed p = Parse("mode=\x1b[31mred");
+  ASSERT_EQ(p.lines.size(), 1u);
+  EXPECT_EQ(p.lines[0].find('\x1b'), std::string::npos) << p.lines[0];
+  EXPECT_NE(p.lines[0].find("\\x1b[31mred"), std::string::npos) << p.lines[0];
 }
 
 TEST(Options, EveryPlainDimensionIsolateAndInherit) {
@@ -292,8 +325,8 @@ TEST(OptionsTable, EveryRowIsWellFormed) {
 TEST(OptionsTable, EnumValuesFollowTheirEnumerators) {
   EXPECT_EQ(Parse("mode=enforce").options.mode, Mode::kEnforce);
   EXPECT_EQ(Parse("mode=off").options.mode, Mode::kOff);
-  EXPECT_EQ(Parse("forward=auto").options.forward, ForwardMode::kAuto);
-  EXPECT_EQ(Parse("forward=all").options.forward, ForwardMode::kAll);
+  EXPECT_FALSE(Parse("forward=auto").options.forward_all);
+  EXPECT_TRUE(Parse("forward=all").options.forward_all);
   EXPECT_EQ(Parse("log=stderr").options.log, LogDest::kStderr);
   EXPECT_EQ(Parse("log=off").options.log, LogDest::kOff);
 }
@@ -309,7 +342,7 @@ TEST(Options, VerbosityReportEmptyHelpForward) {
   EXPECT_TRUE(Parse("report_empty=1").options.report_empty);
   EXPECT_FALSE(Parse("report_empty=1:report_empty=0").options.report_empty);
   EXPECT_TRUE(Parse("help=1").options.help);
-  EXPECT_EQ(Parse("forward=all").options.forward, ForwardMode::kAll);
+  EXPECT_TRUE(Parse("forward=all").options.forward_all);
   Parsed bad = Parse("verbosity=2:verbosity=9");
   EXPECT_EQ(bad.errors, 1);
   EXPECT_EQ(bad.options.verbosity, 2);  // a bad token leaves the key as it was
