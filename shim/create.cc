@@ -295,7 +295,8 @@ void HintMainThreadOnce(DimSet taint) {
   });
   line << "); the new thread got the baseline state. If the program sets up the whole "
           "process in main before starting threads, run it with "
-          "PRISTINE_OPTIONS=baseline=first-thread";
+       << (StartedByWrapper() ? "pristine-run --baseline first-thread"
+                              : "PRISTINE_OPTIONS=baseline=first-thread");
   Log(line.Finish());
 }
 
