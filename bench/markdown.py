@@ -126,7 +126,8 @@ def block_concurrency(result):
         plain = series["plain"]
         rows = []
         for name, values in series.items():
-            cells = [f"{v / 1000:.1f}k" + ("" if name == "plain" else f" ({v / p:.2f})")
+            # A quick run's round may measure no create at all: no ratio then.
+            cells = [f"{v / 1000:.1f}k" + ("" if name == "plain" or not p else f" ({v / p:.2f})")
                      for v, p in zip(values, plain)]
             rows.append((name, *cells))
         parts.append(f"**{F.SCENARIO[scen].label}** (creates/s; in brackets: / plain)\n\n"

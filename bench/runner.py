@@ -74,7 +74,12 @@ def build(args):
 
 
 def git(*args):
-    return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True).stdout.strip()
+    """git's answer, or "" where there is no git (a tarball, a machine without it)."""
+    try:
+        return subprocess.run(["git", "-C", ROOT, *args], capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:
+        return ""
 
 
 def machine():
