@@ -184,3 +184,13 @@ def test_tracked_docs_match_tracked_results():
     assert saved["quick"] is False
     proc = _bench("--markdown", "--check")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_concurrency_table_with_a_round_that_measured_nothing():
+    """A quick run on a busy machine may count no create in a round: the table says so instead of
+    dividing by zero (it used to crash scripts/bench --quick)."""
+    from bench import markdown
+    result = {"concurrency": {"threads": [1, 2], "scenarios": {
+        "net": {"plain": [0, 100.0], "library": [50.0, 90.0]}}}}
+    text = markdown.block_concurrency(result)
+    assert "0.0k" in text and "(0.90)" in text
