@@ -159,9 +159,13 @@ int CreateRepaired(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
     ok = copy.SetSigmask(BaselineSigmask());
   }
   if (!ok) {
-    // libc refused the copy (out of memory): the create glibc would make.
+    // libc could not copy the attributes (out of memory), or a rebase took
+    // the descriptors since RepairableByCaller: the create glibc would make,
+    // in the caller's state, said on the log and in the report.
     FreeChildSetup(setup);
-    ReportTaintedCreate(taint, Decision::kDirect, false);
+    ReportTaintedCreate(taint, Decision::kRepaired, false);
+    Log("pristine: the baseline could not be set up for a new thread (out of memory, or a "
+        "rebase replaced it meanwhile); it runs in its creator's state\n");
     return CreateDirect(thread, attr, start, c11_start, arg);
   }
   ReportTaintedCreate(taint, Decision::kRepaired, true);

@@ -98,12 +98,14 @@ ABSL_CONST_INIT std::atomic<State*> g_state{nullptr};
 
 // Why a tainted create was not forwarded (static strings: the site table
 // keeps the pointers).
-const char* ReasonFor(DimSet taint, Decision decision, bool forwarded_ok) {
+const char* ReasonFor(DimSet taint, Decision decision, bool as_decided) {
   switch (decision) {
     case Decision::kRepaired:
-      return nullptr;
+      return as_decided ? nullptr
+                        : "the baseline could not be set up for the new thread (out of memory, or a "
+                          "rebase replaced it meanwhile)";
     case Decision::kForward:
-      return forwarded_ok ? nullptr : "no template thread serves creates (pass-through)";
+      return as_decided ? nullptr : "no template thread serves creates (pass-through)";
     case Decision::kAudited:
       return "mode=audit";
     case Decision::kRestricted:
@@ -119,10 +121,11 @@ const char* ReasonFor(DimSet taint, Decision decision, bool forwarded_ok) {
   return "?";
 }
 
-// The decision a site is filed under: a forward that found no template was
-// in fact a direct create.
-Decision Outcome(Decision decision, bool forwarded_ok) {
-  return decision == Decision::kForward && !forwarded_ok ? Decision::kDirect : decision;
+// The decision a site is filed under: a forward that found no template, or a
+// repair that could not be set up, was in fact a direct create.
+Decision Outcome(Decision decision, bool as_decided) {
+  bool fell_through = decision == Decision::kForward || decision == Decision::kRepaired;
+  return fell_through && !as_decided ? Decision::kDirect : decision;
 }
 
 // Whether a thread with `taint` may open and write files: not with a seccomp
@@ -580,9 +583,9 @@ int StreamFor(const char* path) {
 
 }  // namespace
 
-int ReportTaintedCreate(DimSet taint, Decision decision, bool forwarded_ok) {
+int ReportTaintedCreate(DimSet taint, Decision decision, bool as_decided) {
   if (!g_counting.load(std::memory_order_relaxed) || taint.empty()) return -1;
-  Decision outcome = Outcome(decision, forwarded_ok);
+  Decision outcome = Outcome(decision, as_decided);
   g_tainted.fetch_add(1, std::memory_order_relaxed);
   if (outcome == Decision::kForward) g_forwarded.fetch_add(1, std::memory_order_relaxed);
   g_per_decision[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
@@ -594,7 +597,7 @@ int ReportTaintedCreate(DimSet taint, Decision decision, bool forwarded_ok) {
   SiteInfo info;
   info.taint = taint;
   info.decision = outcome;
-  info.reason = ReasonFor(taint, decision, forwarded_ok);
+  info.reason = ReasonFor(taint, decision, as_decided);
   info.origin_set = taint_internal::t_taint.origin;
   bool is_new = false;
   int index = RecordSite(stack, info, &is_new);

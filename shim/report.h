@@ -41,12 +41,15 @@ inline void ReportCountCreate() {
 // A create whose caller differs from the baseline (taint not empty), on the
 // calling thread, before the thread is created (so that a process exiting
 // while the create returns still counts it): records the call site.
-// `decision` is what the policy decided; `forwarded_ok` whether the template
-// will create it. Returns a handle for ReportForwardFellThrough.
-int ReportTaintedCreate(DimSet taint, Decision decision, bool forwarded_ok);
+// `decision` is what the policy decided; `as_decided` whether the create
+// goes that way (false for a forward that finds no template, or a repaired
+// create whose attributes could not be built: the caller's own create, in its
+// state, filed as direct with the reason). Returns a handle for
+// ReportForwardFellThrough.
+int ReportTaintedCreate(DimSet taint, Decision decision, bool as_decided);
 
 // A create recorded as forwarded found no template after all: takes it back;
-// the caller then records it again with forwarded_ok false.
+// the caller then records it again with as_decided false.
 void ReportForwardFellThrough(int handle, DimSet taint);
 
 // Called once at load after the options are parsed, on the loading thread:
