@@ -10,7 +10,9 @@ constructor's thread is in the baseline namespace. Without the shim it is in the
 
 import pytest
 
-from issue3_helpers import run_app
+from programs import run_app
+
+pytestmark = pytest.mark.root
 
 SHIM_IDS = ["no-shim", "shim"]
 

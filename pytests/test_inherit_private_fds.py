@@ -17,7 +17,9 @@ case below.
 
 import pytest
 
-from issue3_helpers import run_app
+from programs import run_app
+
+pytestmark = pytest.mark.root
 
 OPTIONS = "net=inherit:uts=inherit"
 CASES = [

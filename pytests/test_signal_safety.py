@@ -17,7 +17,11 @@ thread held while it read the snapshot for its own first pthread_sigmask, so the
 itself: a hang within the first ~10 processes (about 1 in 10).
 """
 
-from issue3_helpers import run_app
+import pytest
+
+from programs import run_app
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 RUNS = 50
 # The driver stops at the first hang; each run is a fresh process of a few threads.

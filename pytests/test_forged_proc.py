@@ -29,8 +29,9 @@ import json
 
 import pytest
 
-from conftest import SHIM
-from issue3_helpers import app_path, run_app, run_cmd
+from programs import SHIM, app_path, run, run_app
+
+pytestmark = pytest.mark.root
 
 DROPS = ["caps", "nnp", "seccomp", "caps,seccomp"]
 
@@ -68,7 +69,7 @@ def _count(tmp_path, shim):
     if shim:
         cmd.append(f"LD_PRELOAD={SHIM}")
     cmd += [app_path("forged_proc"), "--dir", str(tmp_path), "--count"]
-    r = run_cmd(cmd)
+    r = run(cmd)
     assert r.returncode == 0, r.describe()
     return json.loads(r.stdout), r
 
