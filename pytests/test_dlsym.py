@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Changes made through a handle of libc itself (issue 11 item 5).
+"""Changes made through a handle of libc itself (README, "What is seen, and how").
 
 `ctypes.CDLL("libc.so.6").unshare(...)`, JNA's `Native.load("libc.so.6")`, or any
 `dlsym(dlopen("libc.so.6"), "setns")` searches the handle's own scope, which the preloaded library

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The library's /proc reads never follow a tainted thread's root (issue 11 item 3), with
+"""The library's /proc reads never follow a tainted thread's root (README,
+"Files the library writes": nothing it opens is resolved on a tainted thread), with
 build/testapps/forged_proc.
 
 A worker makes its fs private (its creates are forwarded), copies the real status files of every

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Signal-mask calls from signal handlers never wait (issue 12 item 3), with
+"""Signal-mask calls from signal handlers never wait (signal-mask calls
+are async-signal-safe), with
 build/testapps/signal_safety.
 
 pthread_sigmask, sigprocmask and syscall(SYS_rt_sigprocmask) are async-signal-safe: a handler may
