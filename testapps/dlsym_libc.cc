@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// dlsym_libc: changes made through functions looked up in a handle of libc itself (issue 11 item
-// 5), as Python's ctypes.CDLL("libc.so.6") and JNA's Native.load("c") do. Such a lookup searches
+// dlsym_libc: changes made through functions looked up in a handle of libc itself (README, "What
+// is seen, and how"), as Python's ctypes.CDLL("libc.so.6") and JNA's Native.load("c") do. Such a lookup searches
 // the handle's own scope, which a preloaded library is not part of.
 //
 //   dlsym_libc --change unshare|setns|syscall|sched_setaffinity|dlvsym_unshare|pthread_create

@@ -33,6 +33,7 @@
 #include <fstream>
 #include <string>
 
+#include "../shim/raw_syscall.h"
 #include "json_out.h"
 
 namespace testapp {
@@ -124,30 +125,11 @@ inline std::string DescribeStatus(int status) {
 }
 
 // A system call made with the instruction, not through libc's syscall(): what a statically
-// linked part or hand-written assembly does, invisible to any LD_PRELOAD interposer.
+// linked part or hand-written assembly does, invisible to any LD_PRELOAD interposer. The library's
+// own helper (header-only; the programs never link the library). Returns -errno on failure.
 inline long InlineSyscall(long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0,
                           long a5 = 0) {
-  long ret;
-#if defined(__x86_64__)
-  register long r10 __asm__("r10") = a4;
-  register long r8 __asm__("r8") = a5;
-  __asm__ volatile("syscall"
-                   : "=a"(ret)
-                   : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8)
-                   : "rcx", "r11", "memory");
-#elif defined(__aarch64__)
-  register long x8 __asm__("x8") = nr;
-  register long x0 __asm__("x0") = a1;
-  register long x1 __asm__("x1") = a2;
-  register long x2 __asm__("x2") = a3;
-  register long x3 __asm__("x3") = a4;
-  register long x4 __asm__("x4") = a5;
-  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
-  ret = x0;
-#else
-#error "x86_64 and aarch64 only"
-#endif
-  return ret;
+  return pristine::RawSyscall6(nr, a1, a2, a3, a4, a5, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
