@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "absl/base/attributes.h"
 #include "options.h"
 
 #include <fcntl.h>
@@ -262,9 +263,9 @@ void StderrSink(const char* line, void*) { LogRaw(2, line); }
 // written to.
 bool StderrIsOpen() { return RawSyscall(SYS_fcntl, 2, F_GETFD) >= 0; }
 
-Options g_options;
-bool g_secure = false;
-bool g_wrapper = false;
+ABSL_CONST_INIT Options g_options;
+ABSL_CONST_INIT bool g_secure = false;
+ABSL_CONST_INIT bool g_wrapper = false;
 
 }  // namespace
 

@@ -14,7 +14,6 @@
 #include "log.h"
 #include "raw_syscall.h"
 #include "state.h"
-#include "template_thread.h"
 #include "thread_role.h"
 
 namespace pristine {
@@ -216,7 +215,7 @@ bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread) {
   return true;
 }
 
-void RefillSparesLater() {
+HandoffRequest* WantMoreSpares() {
   {
     // Demand outran the pool: one more from now on (not for the first
     // forwarded create, which finds none because none was wanted).
@@ -224,10 +223,12 @@ void RefillSparesLater() {
     if (g_wanted && g_target < kMaxSpares) ++g_target;
     g_wanted = true;
   }
-  if (g_refill_queued.exchange(true, std::memory_order_acq_rel)) return;
+  if (g_refill_queued.exchange(true, std::memory_order_acq_rel)) return nullptr;
   g_refill_request.run = RunRefill;
-  if (!PostToTemplate(&g_refill_request)) g_refill_queued.store(false, std::memory_order_release);
+  return &g_refill_request;
 }
+
+void CancelSpareRefill() { g_refill_queued.store(false, std::memory_order_release); }
 
 bool RetireOneSpare() {
   Spare* s = Pop();
