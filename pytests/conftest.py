@@ -1,140 +1,23 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Shared fixtures for the pristine behavioural tests.
+"""Fixtures shared by the behavioural tests. Running programs (the test programs, the tools,
+anything else) is programs.py's job; markers are declared in pytest.ini beside this file."""
 
-The tests drive build/testapps/probe (see testapps/probe.cc for its options and output) with and
-without LD_PRELOAD=build/shim/libpristine.so and compare the per-thread kernel state that the
-baseline (main thread), the tainted caller (worker) and the created child read from the kernel.
-
-Environment:
-  PRISTINE_BUILD_DIR   the CMake build directory (default: <repo>/build)
-
-"With shim" tests are skipped, with a message naming the missing file, when the library has not
-been built. Nothing here depends on timing: the probe hands over with semaphores and joins only.
-"""
-
-import glob
-import json
 import os
 import pathlib
+import shutil
 import subprocess
+import time
+import uuid
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-BUILD_DIR = pathlib.Path(os.environ.get("PRISTINE_BUILD_DIR") or (ROOT / "build")).resolve()
-PROBE = BUILD_DIR / "testapps" / "probe"
-SHIM = BUILD_DIR / "shim" / "libpristine.so"
-
-# The probe's exit code when the machine cannot apply a requested taint or set-up (for example a
-# pids cgroup for --exhaust-threads): the test is skipped, not failed, when that happens without
-# the shim.
-PROBE_EXIT_UNSUPPORTED = 3
-
-# A generous safety net against a hung probe (a deadlocked shim); results never depend on it.
-PROBE_TIMEOUT_S = 120
-
-APIS = ["pthread", "std_thread", "std_async", "thrd"]
-
-
-class ProbeUnsupported(Exception):
-    """The probe exited 3: this machine cannot run the requested configuration."""
-
-
-def shim_missing_reason():
-    return (f"shim not built: {SHIM} is missing "
-            f"(build it with `cmake -S . -B build && cmake --build build`); 'with shim' test skipped")
-
-
-def _run_probe(args, shim=False, options=None, env=None):
-    """Runs the probe and returns its parsed JSON output.
-
-    args     list of probe options
-    shim     preload build/shim/libpristine.so (skips the test if it is not built)
-    options  value of PRISTINE_OPTIONS (None: the variable is unset)
-    env      extra environment variables
-    """
-    if not PROBE.exists():
-        pytest.fail(f"probe not built: {PROBE} is missing "
-                    f"(run `cmake -S . -B build && cmake --build build`, or set PRISTINE_BUILD_DIR)")
-    run_env = clean_env(shim, options, env)
-    cmd = [str(PROBE), *[str(a) for a in args]]
-    # cwd is the repo root (never /tmp, which the fs taint moves to) and the umask a known 022
-    # (the fs taint sets 077), so that a tainted value always differs from the baseline.
-    proc = subprocess.run(cmd, cwd=str(ROOT), env=run_env, umask=0o022, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
-    where = f"{' '.join(cmd)}{' (LD_PRELOAD=shim)' if shim else ''}" \
-            f"{f' PRISTINE_OPTIONS={options}' if options is not None else ''}"
-    if proc.returncode == PROBE_EXIT_UNSUPPORTED:
-        if shim:
-            pytest.fail(f"probe could not apply its set-up under the shim: {where}\n{proc.stderr}")
-        raise ProbeUnsupported(f"{where}: {proc.stderr.strip()}")
-    if proc.returncode != 0:
-        pytest.fail(f"probe exited {proc.returncode}: {where}\nstdout:\n{proc.stdout}\n"
-                    f"stderr:\n{proc.stderr}")
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    if len(lines) != 1:
-        pytest.fail(f"probe printed {len(lines)} lines instead of one JSON object: {where}\n"
-                    f"{proc.stdout}")
-    try:
-        result = json.loads(lines[0])
-    except json.JSONDecodeError as e:
-        pytest.fail(f"probe output is not JSON ({e}): {where}\n{proc.stdout}")
-    if shim and not any("libpristine" in p for p in result.get("preloaded", [])):
-        pytest.fail(f"LD_PRELOAD={SHIM} was not loaded into the probe: {where}\n{proc.stderr}")
-    if result.get("worker_error") is not None:
-        pytest.fail(f"probe could not start its worker ({result['worker_error']}): {where}\n"
-                    f"{proc.stderr}")
-    result["_stderr"] = proc.stderr
-    result["_cmd"] = where
-    return result
-
-
-def clean_env(shim=False, options=None, env=None):
-    """The environment for a test run: the caller's, without its LD_PRELOAD and PRISTINE_OPTIONS
-    (never leak them into a run that asked for none), plus the shim and options asked for.
-    Skips the test if the shim is asked for but not built."""
-    run_env = dict(os.environ)
-    for var in ("LD_PRELOAD", "PRISTINE_OPTIONS"):
-        run_env.pop(var, None)
-    if shim:
-        if not SHIM.exists():
-            pytest.skip(shim_missing_reason())
-        run_env["LD_PRELOAD"] = str(SHIM)
-    if options is not None:
-        run_env["PRISTINE_OPTIONS"] = options
-    if env:
-        run_env.update(env)
-    return run_env
-
-
-def run_probe(args, shim=False, options=None, env=None):
-    """Module-level form of the helper; machine limitations (probe exit 3) skip the test."""
-    try:
-        return _run_probe(args, shim=shim, options=options, env=env)
-    except ProbeUnsupported as e:
-        pytest.skip(f"this machine cannot run it: {e}")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _remove_leftover_probe_cgroups():
-    """--exhaust-threads moves the probe into a pids cgroup named pristine-probe-<pid> and removes
-    it before exiting; a probe that crashed (under a broken shim) leaves an empty one behind."""
-    yield
-    patterns = [f"/sys/fs/cgroup/{'*/' * depth}pristine-probe-*" for depth in range(4)]
-    for pattern in patterns:
-        for path in glob.glob(pattern):
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass
+from programs import PROBE, SHIM, app_path, clean_env, ns_inode, run_probe, shim_missing_reason
 
 
 @pytest.fixture(scope="session")
 def probe():
     """Path of the probe binary (fails the test if it has not been built)."""
-    if not PROBE.exists():
-        pytest.fail(f"probe not built: {PROBE} is missing")
-    return PROBE
+    return app_path(PROBE.name)
 
 
 @pytest.fixture(scope="session")
@@ -153,36 +36,122 @@ def run_probe_fixture(probe):
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers shared by the test modules (import them with `from conftest import ...`).
+# pids cgroups: the only place that finds the pids controller; the programs that need a task
+# limit (failures, faults, the probe's --exhaust-threads) are given a cgroup made here.
 
-def cannot_run_here(where, stderr, shim, exit_code_without_library):
-    """A test program exited 3, "this machine cannot run it". Without the library that skips the
-    test. Under the library it skips only if the program cannot run without the library either
-    (`exit_code_without_library()` runs it so and returns its exit code): a regression that made it
-    exit 3 under the library alone must fail, never pass as a skip."""
-    if not shim:
-        pytest.skip(f"this machine cannot run it: {where}: {stderr.strip()}")
-    plain = exit_code_without_library()
-    if plain == PROBE_EXIT_UNSUPPORTED:
-        pytest.skip(f"this machine cannot run it, with or without the library: {where}: "
-                    f"{stderr.strip()}")
-    pytest.fail(f"{where} cannot run under the library only (exit 3; without it: exit {plain}):\n"
-                f"{stderr}")
+def pids_cgroup_parent():
+    """Directory of this process's pids cgroup where a child cgroup with pids.max can be made:
+    the v1 pids hierarchy, or a v2 cgroup whose cgroup.subtree_control enables pids; else None."""
+    v1_path = v2_path = None
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            hid, ctrls, path = line.rstrip("\n").split(":", 2)
+            if "pids" in ctrls.split(","):
+                v1_path = path
+            if hid == "0" and ctrls == "":
+                v2_path = path
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split() for line in f]
+    for m in mounts:
+        dash = m.index("-")
+        root, mnt, fstype, opts = m[3], m[4], m[dash + 1], m[dash + 3]
+        if root != "/":
+            continue
+        if fstype == "cgroup" and v1_path is not None and "pids" in opts.split(","):
+            return pathlib.Path(mnt + ("" if v1_path == "/" else v1_path))
+    for m in mounts:
+        dash = m.index("-")
+        root, mnt, fstype = m[3], m[4], m[dash + 1]
+        if fstype == "cgroup2" and root == "/" and v2_path is not None:
+            d = pathlib.Path(mnt + ("" if v2_path == "/" else v2_path))
+            try:
+                if "pids" in (d / "cgroup.subtree_control").read_text().split():
+                    return d
+            except OSError:
+                pass
+    return None
 
 
-def get(state, key):
-    """state["a"]["b"] for key "a.b"."""
-    for part in key.split("."):
-        state = state[part]
-    return state
+@pytest.fixture
+def pids_cgroup():
+    """pids_cgroup() -> a fresh, empty pids cgroup (a pathlib.Path) for one run; each call makes
+    another. All are removed afterwards (a process left in one is moved back to the parent
+    first). Skips the test where none can be made, with or without the library alike."""
+    parent = pids_cgroup_parent()
+    if parent is None:
+        pytest.skip("no pids cgroup controller available")
+    made = []
+
+    def make():
+        d = parent / f"pristine-test-{uuid.uuid4().hex[:12]}"
+        try:
+            d.mkdir()
+        except OSError as e:
+            pytest.skip(f"cannot create a pids cgroup under {parent}: {e}")
+        made.append(d)
+        if not (d / "pids.max").exists():
+            pytest.skip(f"{d} has no pids.max")
+        return d
+
+    yield make
+    for d in made:
+        try:
+            pids = (d / "cgroup.procs").read_text().split()
+        except OSError:
+            pids = []
+        for pid in pids:
+            try:
+                (parent / "cgroup.procs").write_text(pid)
+            except OSError:
+                pass
+        try:
+            d.rmdir()
+        except OSError:
+            pass
 
 
-def without(state, *keys):
-    """A copy of a probe state without the given top-level keys (tid and attr always removed)."""
-    drop = {"tid", "attr", *keys}
-    return {k: v for k, v in state.items() if k not in drop}
+def join_cgroup(cgroup_dir):
+    """A preexec_fn that moves the forked child into cgroup_dir before it execs."""
+    procs = str(pathlib.Path(cgroup_dir) / "cgroup.procs")
+
+    def preexec():
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+    return preexec
 
 
-def describe(result):
-    """Short context for assertion messages."""
-    return f"[{result.get('_cmd')}]\nstderr:\n{result.get('_stderr', '')}"
+# ---------------------------------------------------------------------------------------------
+# A process in other namespaces, for nsenter
+
+@pytest.fixture(scope="module")
+def ns_target():
+    """The pid of a `sleep` in new user (root mapped), network and mount namespaces, started
+    without the library by util-linux unshare; killed afterwards."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.fail("unshare is not installed (scripts/install-deps test installs util-linux)")
+    own_user, own_net = ns_inode("self", "user"), ns_inode("self", "net")
+    proc = subprocess.Popen([unshare, "-U", "-r", "-n", "-m", "sleep", "600"], env=clean_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        # Wait (a hang guard only) until unshare has exec'd sleep in its namespaces (same pid).
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.skip(f"cannot create the namespaces (unshare -Urnm exited "
+                            f"{proc.returncode}): {proc.stderr.read().decode(errors='replace')}")
+            try:
+                comm = open(f"/proc/{proc.pid}/comm").read().strip()
+            except OSError:
+                comm = ""
+            if (comm == "sleep" and ns_inode(proc.pid, "user") not in (None, own_user)
+                    and ns_inode(proc.pid, "net") not in (None, own_net)):
+                break
+            if time.monotonic() > deadline:
+                pytest.fail("unshare -Urnm sleep did not start within 60 s")
+            time.sleep(0.01)
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()

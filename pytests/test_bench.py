@@ -11,42 +11,30 @@ that is not in the baseline state (bench/runner.py, Job.run).
 
 import json
 import math
-import os
 import platform
 import shutil
-import subprocess
 import sys
 
 import pytest
 
-from conftest import BUILD_DIR, ROOT
+from programs import BUILD_DIR, ROOT, SHIM, run
 
 sys.path.insert(0, str(ROOT))
 from bench import figures as F  # noqa: E402
 
 BENCH_SCRIPT = ROOT / "scripts" / "bench"
 BENCH_PROGRAM = BUILD_DIR / "bench" / "pristine-bench"
-LIBRARY = BUILD_DIR / "shim" / "libpristine.so"
+LIBRARY = SHIM
 QUICK_JSON = BUILD_DIR / "bench" / "quick.json"
 QUICK_PNG = BUILD_DIR / "bench" / "quick.png"
 
 
-def _env():
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)
-    env.pop("PRISTINE_OPTIONS", None)
-    env["PRISTINE_BUILD_DIR"] = str(BUILD_DIR)
-    return env
-
-
 def _bench(*args, timeout=300):
-    return subprocess.run([sys.executable, str(BENCH_SCRIPT), *map(str, args)], cwd=str(ROOT),
-                          env=_env(), capture_output=True, text=True, timeout=timeout)
+    return run([sys.executable, BENCH_SCRIPT, *args], build_dir=True, timeout=timeout)
 
 
 def _git_status():
-    r = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"],
-                       capture_output=True, text=True)
+    r = run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=all"])
     return r.stdout if r.returncode == 0 else None
 
 
@@ -91,6 +79,8 @@ def test_figures_module_is_consistent():
             assert ref.job in jobs, (f.id, ref.job)
 
 
+@pytest.mark.slow
+@pytest.mark.root
 def test_quick_produces_every_figure(quick):
     data, stdout, _, _ = quick
     assert data["quick"] is True
@@ -114,6 +104,8 @@ def test_quick_produces_every_figure(quick):
         assert f"| {escaped} |" in stdout, f"the printed table lacks {f['description']!r}"
 
 
+@pytest.mark.slow
+@pytest.mark.root
 def test_quick_produces_floors_and_series(quick):
     data, _, _, _ = quick
     for key in ("nproc", "kernel", "glibc", "commit", "date"):
@@ -138,6 +130,8 @@ def test_quick_produces_floors_and_series(quick):
         assert QUICK_PNG.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
+@pytest.mark.root
 def test_quick_leaves_tracked_files_alone(quick):
     _, _, before, after = quick
     if before is None:
@@ -145,6 +139,8 @@ def test_quick_leaves_tracked_files_alone(quick):
     assert after == before, f"scripts/bench --quick changed the checkout:\n{before}\n->\n{after}"
 
 
+@pytest.mark.slow
+@pytest.mark.root
 def test_markdown_renders_every_figure(quick, tmp_path):
     data, _, _, _ = quick
     doc = tmp_path / "performance.md"
@@ -164,6 +160,8 @@ def test_markdown_renders_every_figure(quick, tmp_path):
     assert doc.read_text() == text
 
 
+@pytest.mark.slow
+@pytest.mark.root
 def test_markdown_check_finds_a_stale_table(quick, tmp_path):
     doc = tmp_path / "performance.md"
     doc.write_text("before\n<!-- bench:summary -->\nhand-edited\n<!-- /bench:summary -->\nafter\n")

@@ -7,7 +7,7 @@ others fails the suite."""
 import re
 import sys
 
-from conftest import ROOT
+from programs import ROOT
 
 TABLE = ROOT / "shim" / "dimensions.inc"
 

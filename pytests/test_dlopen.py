@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""pthread_create inside a constructor of a library being dlopen()ed (PRODUCT.md, "What must keep
-working under it"; issue 3 item 5), with build/testapps/dlopen_ctor and libctor_lib.so.
+"""pthread_create inside a constructor of a library being dlopen()ed (README, "How it works": a
+caller may hold the dynamic loader's lock), with build/testapps/dlopen_ctor and libctor_lib.so.
 
 The constructor runs with the dynamic loader's lock held and creates + joins a thread. When the
 opening thread is tainted (a new net namespace), the shim forwards that create to the template,
@@ -10,7 +10,9 @@ constructor's thread is in the baseline namespace. Without the shim it is in the
 
 import pytest
 
-from issue3_helpers import run_app
+from programs import run_app
+
+pytestmark = pytest.mark.root
 
 SHIM_IDS = ["no-shim", "shim"]
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Changes made through a handle of libc itself (issue 11 item 5).
+"""Changes made through a handle of libc itself (README, "What is seen, and how").
 
 `ctypes.CDLL("libc.so.6").unshare(...)`, JNA's `Native.load("libc.so.6")`, or any
 `dlsym(dlopen("libc.so.6"), "setns")` searches the handle's own scope, which the preloaded library
@@ -25,14 +25,13 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
 
 import pytest
 
-from conftest import SHIM
-from issue3_helpers import APPS, run_app, run_cmd
+from programs import APPS, PYTHON, ROOT, SHIM, need, run, run_app, run_ok
 
-PYTHON = "/usr/bin/python3"
+pytestmark = pytest.mark.root
+
 
 PY_POOL = r"""
 import ctypes, json, os, sys, threading
@@ -76,7 +75,7 @@ print(json.dumps(res))
 
 
 def run_python_pool(change, lib, shim):
-    r = run_cmd([PYTHON, "-c", PY_POOL, change, lib], shim=shim)
+    r = run([PYTHON, "-c", PY_POOL, change, lib], shim=shim)
     assert r.returncode == 0, r.describe()
     res = json.loads(r.stdout)
     if "error" in res:
@@ -200,18 +199,14 @@ int main() {
 
 
 def build_sanitized(tmp_path, source, sanitizer, name):
-    clang = shutil.which("clang++")
-    if clang is None:
-        pytest.skip("clang++ is not installed (scripts/install-deps installs it)")
+    clang = need("clang++")
     out = tmp_path / name
-    c = subprocess.run([clang, "-std=c++17", "-g", "-O1", f"-fsanitize={sanitizer}", "-rdynamic",
-                        f"-I{pathlib.Path(__file__).resolve().parent.parent / 'testapps'}",
-                        str(source), "-o", str(out), "-ldl", "-lpthread"],
-                       capture_output=True, text=True, timeout=300)
-    assert c.returncode == 0, c.stderr
+    run_ok([clang, "-std=c++17", "-g", "-O1", f"-fsanitize={sanitizer}", "-rdynamic",
+            f"-I{ROOT / 'testapps'}", source, "-o", out, "-ldl", "-lpthread"], timeout=300)
     return out
 
 
+@pytest.mark.build
 @pytest.mark.parametrize("sanitizer", ["address", "thread"])
 def test_sanitizer_runtime_starts_through_the_library_dlsym(tmp_path, sanitizer):
     # The sanitizer runtime resolves its interceptors with dlsym(RTLD_NEXT) from its own
@@ -219,26 +214,27 @@ def test_sanitizer_runtime_starts_through_the_library_dlsym(tmp_path, sanitizer)
     src = tmp_path / "check.cc"
     src.write_text(SANITIZED_CHECK)
     exe = build_sanitized(tmp_path, src, sanitizer, f"check-{sanitizer}")
-    plain = run_cmd([exe])
+    plain = run([exe])
     if plain.returncode != 0:
         # Not the library: the sanitizer's runtime does not start on this machine at all
         # (e.g. TSan with a kernel's larger address-space randomisation).
         pytest.skip(f"a {sanitizer} program does not run here without the library either\n"
                     f"{plain.describe()}")
-    r = run_cmd([exe], shim=True)
+    r = run([exe], shim=True)
     assert r.returncode == 0, r.describe()
     j = json.loads(r.stdout)
     assert pathlib.Path(j["create_module"]).name == "libpristine.so", r.describe()
     assert j["getpid_ok"] is True and j["next_malloc"] is True, r.describe()
 
 
+@pytest.mark.build
 def test_asan_program_change_through_handle_is_seen(tmp_path):
-    src = pathlib.Path(__file__).resolve().parent.parent / "testapps" / "dlsym_libc.cc"
+    src = ROOT / "testapps" / "dlsym_libc.cc"
     exe = build_sanitized(tmp_path, src, "address", "dlsym_libc")
-    plain = run_cmd([exe, "--change", "unshare"])
+    plain = run([exe, "--change", "unshare"])
     assert plain.returncode == 0, plain.describe()
     assert child_state(json.loads(plain.stdout)) == "caller", plain.describe()
-    r = run_cmd([exe, "--change", "unshare"], shim=True)
+    r = run([exe, "--change", "unshare"], shim=True)
     assert r.returncode == 0, r.describe()
     assert child_state(json.loads(r.stdout)) == "baseline", r.describe()
 
@@ -295,23 +291,22 @@ JNA_JAR = pathlib.Path("/usr/share/java/jna.jar")
 
 @pytest.fixture(scope="module")
 def jna_program(tmp_path_factory):
-    javac, java = shutil.which("javac"), shutil.which("java")
-    if javac is None or java is None or not JNA_JAR.exists():
-        pytest.skip("the JDK or libjna-java is not installed (scripts/install-deps installs them)")
+    javac, java = need("javac"), need("java")
+    if not JNA_JAR.exists():
+        pytest.fail(f"{JNA_JAR} is missing (scripts/install-deps test installs libjna-java)")
     d = tmp_path_factory.mktemp("jna")
     (d / "JnaNetns.java").write_text(JNA_SRC)
-    c = subprocess.run([javac, "-cp", str(JNA_JAR), "JnaNetns.java"], cwd=d, capture_output=True,
-                       text=True, timeout=300)
-    assert c.returncode == 0, c.stderr
+    run_ok([javac, "-cp", JNA_JAR, "JnaNetns.java"], cwd=d, timeout=300)
     return [java, "-cp", f"{JNA_JAR}{os.pathsep}{d}", "JnaNetns"]
 
 
+@pytest.mark.build
 def test_jvm_jna_pool_after_unshare_through_libc(jna_program):
-    plain = run_cmd([*jna_program, "libc.so.6"], timeout=300)
+    plain = run([*jna_program, "libc.so.6"], timeout=300)
     assert plain.returncode == 0, plain.describe()
     p = json.loads(plain.stdout.splitlines()[-1])
     assert p["caller"] != p["baseline"] and p["workers"] == [p["caller"]] * 4, p
-    r = run_cmd([*jna_program, "libc.so.6"], shim=True, timeout=300)
+    r = run([*jna_program, "libc.so.6"], shim=True, timeout=300)
     assert r.returncode == 0, r.describe()
     s = json.loads(r.stdout.splitlines()[-1])
     assert s["caller"] != s["baseline"], s
@@ -321,9 +316,7 @@ def test_jvm_jna_pool_after_unshare_through_libc(jna_program):
 def test_no_start_up_binding_for_dlsym():
     # The library's own lookups call libc's dlsym directly: a relocation against dlsym or dlvsym
     # would be a symbol bound at every process start (and a call back into the wrapper).
-    if shutil.which("readelf") is None:
-        pytest.skip("readelf is not installed")
-    out = subprocess.run(["readelf", "-rW", str(SHIM)], capture_output=True, text=True,
-                         check=True).stdout
+    need("readelf")
+    out = run_ok(["readelf", "-rW", SHIM]).stdout
     bound = [line for line in out.splitlines() if " dlsym" in line or " dlvsym" in line]
     assert bound == [], bound

@@ -11,29 +11,22 @@ the library running before the barrier, "warm" makes one tainted create first. B
 cold runs left whole workers' children in the tainted state in most runs (K=2: 16 of 20 runs).
 """
 
-import json
-import subprocess
-
 import pytest
 
-from conftest import BUILD_DIR, ROOT, clean_env
+from programs import run_app
 
-FIRST_CHANGE = BUILD_DIR / "testapps" / "first_change"
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
 RUNS = 25
 TIMEOUT_S = 300
 
 
 def run(workers, warm, shim, runs=RUNS, seed=1):
-    if not FIRST_CHANGE.exists():
-        pytest.fail(f"first_change not built: {FIRST_CHANGE} is missing")
-    cmd = [str(FIRST_CHANGE), "--workers", str(workers), "--children", "10", "--runs", str(runs),
-           "--seed", str(seed)] + (["--warm"] if warm else [])
-    proc = subprocess.run(cmd, cwd=str(ROOT), env=clean_env(shim), capture_output=True,
-                          text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-    assert lines and proc.returncode in (0, 1), (
-        f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}")
-    return proc, json.loads(lines[-1])
+    # Exit 1: some child was wrong (the figures say which).
+    r = run_app("first_change", ["--workers", workers, "--children", "10", "--runs", runs,
+                                 "--seed", seed] + (["--warm"] if warm else []),
+                shim=shim, timeout=TIMEOUT_S, expect_status=(0, 1))
+    return r, r.json
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])

@@ -3,16 +3,16 @@
 them with clang (ASan+UBSan) in $PRISTINE_BUILD_DIR-fuzz. scripts/fuzz [SECONDS] is the long run.
 Skipped when clang++ is not installed."""
 
-import os
 import pathlib
 import re
 import shutil
-import subprocess
 import tempfile
 
 import pytest
 
-from conftest import BUILD_DIR, ROOT
+from programs import SCRIPTS, run
+
+pytestmark = pytest.mark.build
 
 TIMEOUT_S = 600  # configure + build + a 3 s run take ~20 s here
 
@@ -22,22 +22,15 @@ def _clang_links_libfuzzer():
         src = pathlib.Path(d) / "f.cc"
         src.write_text('#include <cstddef>\n#include <cstdint>\nextern "C" int '
                        'LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }\n')
-        p = subprocess.run(["clang++", "-fsanitize=fuzzer", str(src), "-o", str(src) + ".bin"],
-                           capture_output=True, timeout=120)
-        return p.returncode == 0
+        return run(["clang++", "-fsanitize=fuzzer", src, "-o", f"{src}.bin"]).returncode == 0
 
 
 def test_short_fuzz_run_finds_nothing():
     if shutil.which("clang++") is None or shutil.which("cmake") is None:
         pytest.skip("clang++/cmake not installed: fuzzing skipped")
-    env = dict(os.environ)
-    for var in ("LD_PRELOAD", "PRISTINE_OPTIONS"):
-        env.pop(var, None)
-    env["PRISTINE_BUILD_DIR"] = str(BUILD_DIR)
-    env.pop("FUZZ_UPDATE_SEEDS", None)
-    proc = subprocess.run([str(ROOT / "scripts" / "fuzz"), "3"], cwd=str(ROOT), env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT_S,
-                          stdin=subprocess.DEVNULL)
+    # FUZZ_UPDATE_SEEDS unset: a test run never writes into fuzz/corpus/.
+    proc = run([SCRIPTS / "fuzz", "3"], build_dir=True, timeout=TIMEOUT_S,
+               env={"FUZZ_UPDATE_SEEDS": None})
     if proc.returncode == 2:
         # A machine whose clang cannot link libFuzzer skips; one that can must build the fuzzers
         # (a build broken by the library's sources is a failure, never a skip).

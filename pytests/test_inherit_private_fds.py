@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""An inherited namespace on a caller with a private fd table (issue 12 item 5), with
+"""An inherited namespace on a caller with a private fd table (README, "Limits": fs=inherit or
+files=inherit with another isolated taint), with
 build/testapps/inherit_private_fds.
 
 With net=inherit (or uts=inherit), a worker with a private fd table (unshare(CLONE_FILES), an
@@ -17,7 +18,9 @@ case below.
 
 import pytest
 
-from issue3_helpers import run_app
+from programs import run_app
+
+pytestmark = pytest.mark.root
 
 OPTIONS = "net=inherit:uts=inherit"
 CASES = [

@@ -11,13 +11,13 @@
 
 import json
 import shutil
-import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, PROBE, SHIM, clean_env
+from programs import PROBE, SHIM, run_app, run_ok
 
-DLCLOSE = BUILD_DIR / "testapps" / "dlclose_lib"
+pytestmark = pytest.mark.root
+
 ASIDE = "stands aside"
 
 
@@ -25,11 +25,8 @@ def test_second_copy_stands_aside(tmp_path):
     copy = tmp_path / "copy" / "libpristine.so"
     copy.parent.mkdir()
     shutil.copy(SHIM, copy)
-    env = clean_env(True, options=f"report={tmp_path}/r.%p.json")
-    env["LD_PRELOAD"] = f"{SHIM}:{copy}"
-    p = subprocess.run([str(PROBE), "--taint", "fs", "--child-creates", "3", "--exit-normally"],
-                       env=env, capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
+    p = run_ok([PROBE, "--taint", "fs", "--child-creates", "3", "--exit-normally"],
+               preload=[SHIM, copy], options=f"report={tmp_path}/r.%p.json", timeout=60)
     r = json.loads(p.stdout)
     assert r["child"]["fs_shared_with_main"] == 1, p.stdout
     assert p.stderr.count(ASIDE) == 1 and str(copy) in p.stderr, p.stderr
@@ -40,16 +37,11 @@ def test_second_copy_stands_aside(tmp_path):
 
 
 def test_one_copy_says_nothing(tmp_path):
-    p = subprocess.run([str(PROBE), "--taint", "fs", "--exit-normally"], env=clean_env(True),
-                       capture_output=True, text=True, timeout=60)
+    p = run_ok([PROBE, "--taint", "fs", "--exit-normally"], shim=True, timeout=60)
     assert p.returncode == 0 and ASIDE not in p.stderr, p.stderr
 
 
 def test_dlclose_leaves_the_library_resident():
-    if not DLCLOSE.exists():
-        pytest.fail(f"{DLCLOSE} not built")
     for _ in range(5):
-        p = subprocess.run([str(DLCLOSE), str(SHIM)], env=clean_env(), capture_output=True,
-                           text=True, timeout=60)
-        assert p.returncode == 0, (p.returncode, p.stderr)
-        assert json.loads(p.stdout) == {"ran": 4}
+        r = run_app("dlclose_lib", [SHIM], timeout=60)
+        assert r.json == {"ran": 4}, r.describe()

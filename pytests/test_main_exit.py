@@ -10,34 +10,21 @@ the library start them (a private fs_struct and one forwarded create) before the
 """
 
 import signal
-import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, clean_env
+from programs import app_path, finish, start
 
-MAIN_EXIT = BUILD_DIR / "testapps" / "main_exit"
 # Far above a healthy run (well under a second); a hung process is killed with SIGKILL.
 HANG_S = 30
 
 
 def _start(then, via, shim):
-    if not MAIN_EXIT.exists():
-        pytest.fail(f"{MAIN_EXIT} not built")
-    proc = subprocess.Popen([str(MAIN_EXIT), "--then", then, "--via", via], env=clean_env(shim),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith("ready "), line + proc.stderr.read()
-    return proc
+    return start([app_path("main_exit"), "--then", then, "--via", via], shim=shim)
 
 
 def _wait(proc):
-    try:
-        return proc.wait(timeout=HANG_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        pytest.fail("the process did not end after its last thread (killed with SIGKILL)")
+    return finish(proc, HANG_S)
 
 
 @pytest.mark.parametrize("shim", [False, True], ids=["no-shim", "shim"])

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""PRISTINE_OPTIONS, key by key (PRODUCT.md, "Names users and scripts rely on").
+"""PRISTINE_OPTIONS, key by key (README, "Options"): bad keys and values, mode, the
+per-dimension policy, verify, help=1. baseline= is test_baseline.py's, log= and verbosity=
+test_log.py's, report= test_report.py's, pristine-run's flags test_pristine_run.py's.
 
-Each test runs the probe under the shim: a worker taints itself, creates children, and the probe
+Most tests run the probe under the shim: a worker taints itself, creates children, and the probe
 prints the kernel state of the baseline, the worker ("caller") and the last child. Forwarded
 means the child has the baseline's value; not forwarded means it has the caller's.
 """
@@ -11,7 +13,9 @@ import re
 
 import pytest
 
-from conftest import describe
+from programs import PROBE, describe, run, run_app
+
+pytestmark = pytest.mark.root
 
 
 def net(state):
@@ -154,42 +158,21 @@ def test_verify_strict(run_probe, via):
     assert r["children_ok"] == 3, describe(r)
 
 
-# --- baseline -------------------------------------------------------------------------------------
+# A change made behind the library's back (testapps/priv_forwarded: a worker enters a new network
+# namespace with a system call instruction, then creates a thread).
 
-def test_baseline_load_vs_first_thread(run_probe):
-    # main enters a new net namespace before it starts the worker.
-    load = run_probe(["--main-taint", "net"], shim=True, options="baseline=load")
-    assert net(load["caller"]) == net(load["baseline"]), describe(load)
-    first = run_probe(["--main-taint", "net"], shim=True, options="baseline=first-thread")
-    assert net(first["caller"]) == net(first["main"]), describe(first)
-    assert net(first["caller"]) != net(first["baseline"]), describe(first)
+def test_raw_netns_change_without_the_library():
+    j = run_app("priv_forwarded", ["--case", "raw-netns"]).json
+    assert j["caller_net"] != j["baseline_net"] and j["child_net"] == j["caller_net"], j
 
 
-# --- log ------------------------------------------------------------------------------------------
-
-def site_lines(text):
-    return [line for line in text.splitlines() if "new call site" in line]
-
-
-def test_log_to_file_one_line_per_site_not_per_create(run_probe, tmp_path):
-    log = tmp_path / "pristine.log"
-    r = run_probe(["--taint", "net", "--child-creates", "5"], shim=True, options=f"log={log}")
-    lines = site_lines(log.read_text())
-    assert len(lines) == 1, log.read_text()
-    assert "repaired" in lines[0] and "net" in lines[0], lines
-    assert "probe" in lines[0], lines  # the top frames name the module
-    assert site_lines(r["_stderr"]) == [], describe(r)
-
-
-def test_log_stderr(run_probe):
-    r = run_probe(["--taint", "net", "--child-creates", "3"], shim=True, options="log=stderr")
-    assert len(site_lines(r["_stderr"])) == 1, describe(r)
-
-
-@pytest.mark.parametrize("options", [None, "log=off"])
-def test_no_site_lines_without_log(run_probe, options):
-    r = run_probe(["--taint", "net", "--child-creates", "3"], shim=True, options=options)
-    assert site_lines(r["_stderr"]) == [], describe(r)
+def test_verify_strict_sees_a_namespace_change_made_with_an_inline_syscall(shim):
+    r = run_app("priv_forwarded", ["--case", "raw-netns"], shim=True, options="verify=strict")
+    j = r.json
+    assert j["error"] is None, r.describe()
+    assert j["caller_net"] != j["baseline_net"], r.describe()
+    assert j["child_net"] == j["baseline_net"], \
+        f"verify=strict did not give the new thread the baseline's namespace\n{r.describe()}"
 
 
 # --- help=1 and the table ---------------------------------------------------------------------------
@@ -221,3 +204,11 @@ def test_bad_token_control_bytes_are_escaped(run_probe):
     assert "\x1b" not in line and "\x07" not in line, repr(line)
     assert "mode=\\x1b[31mred\\x07" in line, repr(line)
     assert_forwarded(r)
+
+
+def test_bad_option_warning_does_not_echo_control_bytes():
+    proc = run([PROBE, "--exit-normally"], shim=True, options="\x1b]2;owned\x07=1:mode=\x1b[31m")
+    assert proc.returncode == 0, proc.describe()
+    assert "PRISTINE_OPTIONS" in proc.stderr, proc.stderr
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", proc.stderr), repr(proc.stderr)
+    assert "\\x1b" in proc.stderr, proc.stderr

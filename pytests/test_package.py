@@ -10,33 +10,14 @@ import json
 import os
 import re
 import shutil
-import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, PROBE, ROOT, SHIM
+from programs import BUILD_DIR, PROBE, SHIM, need, run
+
+pytestmark = pytest.mark.build
 
 VERSION_FILE = BUILD_DIR / "generated" / "version.txt"
-
-
-def need(*tools):
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.fail(f"not installed: {', '.join(missing)} (scripts/install-deps test installs them)")
-
-
-def clean_env(**extra):
-    env = dict(os.environ)
-    for var in ("LD_PRELOAD", "PRISTINE_OPTIONS", "PRISTINE_LIB", "PRISTINE_BUILD_DIR",
-                "PRISTINE_RUN", "PKG_CONFIG_PATH"):
-        env.pop(var, None)
-    env.update(extra)
-    return env
-
-
-def run(cmd, **kw):
-    kw.setdefault("timeout", 600)
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
 
 
 def build_version():
@@ -54,7 +35,7 @@ def debs(tmp_path_factory):
     if not config.exists() or not SHIM.exists():
         pytest.fail(f"the build directory {BUILD_DIR} is not configured and built")
     out = tmp_path_factory.mktemp("debs")
-    p = run(["cpack", "-G", "DEB", "--config", config, "-B", out], cwd=BUILD_DIR)
+    p = run(["cpack", "-G", "DEB", "--config", config, "-B", out], cwd=BUILD_DIR, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
     found = {d.name.split("_")[0]: d for d in out.glob("*.deb")}
     assert set(found) == {"pristine", "pristine-dbgsym"}, list(out.iterdir())
@@ -83,7 +64,7 @@ def test_lintian_finds_nothing(debs):
     # packaging/*.lintian-overrides, each with its reason.
     need("lintian")
     p = run(["lintian", "--pedantic", "--display-info", "--fail-on", "none", debs["pristine"],
-             debs["pristine-dbgsym"]])
+             debs["pristine-dbgsym"]], timeout=600)
     tags = [l for l in p.stdout.splitlines() if re.match(r"^[EWIPX]: ", l)]
     assert p.returncode == 0 and tags == [], p.stdout + p.stderr
 
@@ -135,7 +116,7 @@ def test_library_stripped_with_debug_symbols_apart(installed):
 
 def test_pkg_config_preload_is_a_clean_path(installed):
     need("pkg-config")
-    env = clean_env(PKG_CONFIG_PATH=str(installed / "usr" / "lib" / triplet() / "pkgconfig"))
+    env = {"PKG_CONFIG_PATH": installed / "usr" / "lib" / triplet() / "pkgconfig"}
     pre = run(["pkg-config", "--variable=preload", "pristine"], env=env)
     assert pre.returncode == 0, pre.stderr
     assert pre.stdout == f"/usr/lib/{triplet()}/pristine/libpristine.so\n", pre.stdout
@@ -143,28 +124,28 @@ def test_pkg_config_preload_is_a_clean_path(installed):
     assert mod == build_version()
 
 
+@pytest.mark.root
 def test_installed_tools_run_with_the_installed_library(installed, tmp_path):
     bin_ = installed / "usr" / "bin"
     lib = installed / "usr" / "lib" / triplet() / "pristine" / "libpristine.so"
-    v = run([bin_ / "pristine-run", "--version"], env=clean_env())
+    v = run([bin_ / "pristine-run", "--version"])
     assert v.returncode == 0 and v.stdout == f"pristine-run {build_version()}\n", v
     # The installed library says the same version.
-    h = run(["/bin/true"], env=clean_env(LD_PRELOAD=str(lib), PRISTINE_OPTIONS="help=1"))
+    h = run(["/bin/true"], preload=[lib], options="help=1")
     assert h.stderr.startswith(f"pristine {build_version()}: "), h.stderr[:300]
-    env = run([bin_ / "pristine-run", "--mode", "audit", "--print-env"], env=clean_env(),
-              cwd=tmp_path)
+    env = run([bin_ / "pristine-run", "--mode", "audit", "--print-env"], cwd=tmp_path)
     assert env.returncode == 0, env.stderr
     assert env.stdout == f"LD_PRELOAD={lib}\nPRISTINE_OPTIONS=mode=audit\n", env.stdout
     report = tmp_path / "r.%p.json"
     p = run([bin_ / "pristine-run", "--report", report, "--", PROBE, "--taint", "net",
-             "--exit-normally"], env=clean_env(), cwd=tmp_path)
+             "--exit-normally"], cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     r = json.loads(p.stdout)
     assert [os.path.realpath(x) for x in r["preloaded"]] == [os.path.realpath(lib)]
     assert r["child"]["ns"]["net"] == r["baseline"]["ns"]["net"]
-    s = run([bin_ / "pristine-report", tmp_path / f"r.{r['pid']}.json"], env=clean_env())
+    s = run([bin_ / "pristine-report", tmp_path / f"r.{r['pid']}.json"])
     assert s.returncode == 0 and "1 report(s)" in s.stdout and "net" in s.stdout, s.stdout + s.stderr
-    assert run([bin_ / "pristine-report", "--help"], env=clean_env()).returncode == 0
+    assert run([bin_ / "pristine-report", "--help"]).returncode == 0
 
 
 def test_installed_man_pages_render_without_warnings(installed):
@@ -172,7 +153,7 @@ def test_installed_man_pages_render_without_warnings(installed):
     pages = sorted((installed / "usr" / "share" / "man").glob("man*/*.gz"))
     assert len(pages) >= 3, pages
     for page in pages:
-        p = run(["man", "--warnings", "-l", page], env=clean_env(MANWIDTH="80", MAN_KEEP_STDERR="1"))
+        p = run(["man", "--warnings", "-l", page], env={"MANWIDTH": "80", "MAN_KEEP_STDERR": "1"})
         assert p.returncode == 0 and p.stderr == "", f"{page}:\n{p.stderr}"
         assert "NAME" in p.stdout and "SEE ALSO" in p.stdout, page
 

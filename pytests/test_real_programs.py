@@ -4,45 +4,26 @@ without it, and a tainted create inside them is fixed where the program can make
 
 Programs: CPython (/usr/bin/python3, ctypes unshare(CLONE_NEWNET) on a thread that then starts a
 threading.Thread), the JVM (a small program compiled with javac here), Node.js worker_threads,
-stress-ng thread stressors, `xz -T2`, and util-linux `unshare` / `nsenter`. A missing program
-skips its test (scripts/install-deps installs them all).
+stress-ng thread stressors and `xz -T2` (util-linux `unshare` and `nsenter` are
+test_single_threaded_changes.py's). A missing program fails its test (scripts/install-deps test
+installs them all).
 """
 
 import json
-import os
-import shutil
-import subprocess
 
 import pytest
 
-from conftest import ROOT
+import programs
+from programs import need
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 TIMEOUT_S = 300  # generous: a hang is a failure, never a slow run
 
 
-def run(cmd, shim_path=None, options=None, input_bytes=None, cwd=None, text=True):
-    env = dict(os.environ)
-    for var in ("LD_PRELOAD", "PRISTINE_OPTIONS"):
-        env.pop(var, None)
-    if shim_path is not None:
-        env["LD_PRELOAD"] = str(shim_path)
-    if options is not None:
-        env["PRISTINE_OPTIONS"] = options
-    kwargs = dict(cwd=str(cwd or ROOT), env=env, capture_output=True, timeout=TIMEOUT_S)
-    if input_bytes is not None:
-        kwargs["input"] = input_bytes
-    else:
-        kwargs["stdin"] = subprocess.DEVNULL
-    if text and input_bytes is None:
-        kwargs["text"] = True
-    return subprocess.run(cmd, **kwargs)
-
-
-def need(program):
-    path = shutil.which(program)
-    if path is None:
-        pytest.skip(f"{program} is not installed (scripts/install-deps installs it)")
-    return path
+def run(cmd, shim_path=None, options=None, input_bytes=None, cwd=None):
+    return programs.run(cmd, shim=shim_path is not None, options=options, input=input_bytes,
+                        binary=input_bytes is not None, cwd=cwd, timeout=TIMEOUT_S)
 
 
 def no_shim_complaints(stderr):
@@ -151,6 +132,7 @@ public class Threads {
 """
 
 
+@pytest.mark.build
 def test_jvm_threads_work(shim, tmp_path):
     need("javac")
     java = need("java")
@@ -229,65 +211,3 @@ def test_xz_multithreaded_output_identical(shim, tmp_path):
     assert r.stdout == plain.stdout
     back = run([xz, "-d", "-T2", "-c"], shim, input_bytes=r.stdout)
     assert back.returncode == 0 and back.stdout == data
-
-
-# ---------------------------------------------------------------------------------------------
-# util-linux unshare / nsenter: single-threaded tools changing namespaces, some of which Linux only
-# allows in a single-threaded process (user and mount namespaces): the shim must park its template.
-
-UTIL_LINUX = [
-    pytest.param("unshare -n ip link", ["unshare", "-n", "ip", "-o", "link"], id="unshare -n ip link"),
-    pytest.param("unshare -m true", ["unshare", "-m", "true"], id="unshare -m true"),
-    pytest.param("unshare -U -r id", ["unshare", "-U", "-r", "id", "-u"], id="unshare -U -r id"),
-    pytest.param("unshare -U -r -m -n true", ["unshare", "-U", "-r", "-m", "-n", "true"], id="unshare -U -r -m -n true"),
-    pytest.param("unshare -p -f --mount-proc true", ["unshare", "-p", "-f", "--mount-proc", "true"], id="unshare -p -f --mount-proc true"),
-    # {pid}: a helper process (started without the shim) in its own user, net and mount namespaces.
-    pytest.param("nsenter -n ip link", ["nsenter", "-t", "{pid}", "-n", "ip", "-o", "link"], id="nsenter -n ip link"),
-    pytest.param("nsenter -m true", ["nsenter", "-t", "{pid}", "-m", "true"], id="nsenter -m true"),
-    pytest.param("nsenter -U id", ["nsenter", "-t", "{pid}", "-U", "id", "-u"], id="nsenter -U id"),
-    pytest.param("nsenter -T true", ["nsenter", "-t", "{pid}", "-T", "true"], id="nsenter -T true"),
-    pytest.param("nsenter -a true", ["nsenter", "-t", "{pid}", "-a", "true"], id="nsenter -a true"),
-]
-
-
-@pytest.fixture(scope="module")
-def ns_helper():
-    """A `sleep` in new user (root mapped), network and mount namespaces, for nsenter to enter."""
-    if shutil.which("unshare") is None:
-        pytest.skip("unshare is not installed")
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "PRISTINE_OPTIONS")}
-    proc = subprocess.Popen(["unshare", "-U", "-r", "-n", "-m", "sleep", "600"], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    # Wait until the sleep runs in its namespaces (exec replaced unshare: same pid).
-    import time
-    mine = os.readlink("/proc/self/ns/net")
-    for _ in range(500):
-        if proc.poll() is not None:
-            pytest.skip(f"cannot create the helper's namespaces: {proc.stderr.read().decode()}")
-        try:
-            if (os.readlink(f"/proc/{proc.pid}/ns/net") != mine
-                    and open(f"/proc/{proc.pid}/comm").read().strip() == "sleep"):
-                break
-        except OSError:
-            pass
-        time.sleep(0.01)
-    yield proc.pid
-    proc.kill()
-    proc.wait()
-
-
-@pytest.mark.parametrize("name,cmd", UTIL_LINUX)
-def test_util_linux_namespace_tools(shim, request, name, cmd):
-    need(cmd[0])
-    if "ip" in cmd:
-        need("ip")
-    if "{pid}" in cmd:
-        pid = request.getfixturevalue("ns_helper")
-        cmd = [str(pid) if c == "{pid}" else c for c in cmd]
-    plain = run(cmd)
-    if plain.returncode != 0:
-        pytest.skip(f"`{name}` fails here even without the shim: {plain.stderr.strip()}")
-    r = run(cmd, shim)
-    assert r.returncode == 0, f"`{name}` under the shim: exit {r.returncode}\n{r.stderr}"
-    assert r.stdout == plain.stdout, (plain.stdout, r.stdout)

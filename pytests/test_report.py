@@ -1,22 +1,32 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The JSON report (PRISTINE_OPTIONS=report=PATH): counters, call sites, raw frames (module, build
-id, module-relative address; pristine-report symbolizes them), one file per process, written
-atomically when a new site appears and at exit.
+"""The JSON report (README, "The JSON report"; PRISTINE_OPTIONS=report=PATH): counters, call
+sites, raw frames (module, build id, module-relative address; pristine-report symbolizes them),
+where the taint came from, file and line, what produced the report, kept up to date while the
+process runs. Where and how the files are written is test_report_files.py's.
 
-The probe normally leaves with _exit(); --exit-normally makes it call exit() so that the report,
-written by an atexit handler, appears.
+With the probe (which normally leaves with _exit(); --exit-normally makes it call exit() so that
+the report, written at exit, appears) and build/testapps/evidence (see its header).
 """
 
 import json
 import os
 import pathlib
-import subprocess
+import re
+import shutil
+import signal
+import stat
 
 import pytest
 
-from conftest import PROBE, ROOT, SHIM, describe
+from programs import (APPS, PRISTINE_REPORT, PROBE, PYTHON, ROOT, describe, need, pristine_report,
+                      run, run_ok, start, symbolized, under)
+
+pytestmark = pytest.mark.root
 
 SITE_FUNCTION = "create_child_from_tainted_worker"  # testapps/probe.cc
+EVIDENCE = APPS / "evidence"
+SOURCE = ROOT / "testapps" / "evidence.cc"
+TIMEOUT = 60
 
 
 def read_report(tmp_path, result, stem="r"):
@@ -27,10 +37,7 @@ def read_report(tmp_path, result, stem="r"):
 
 def frame_functions(site, report_path):
     """The symbolized function names of a site's frames (pristine-report --json)."""
-    out = subprocess.run(["/usr/bin/python3", str(ROOT / "scripts" / "pristine-report"), "--json",
-                          str(report_path)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    merged = json.loads(out.stdout)
+    merged = symbolized(report_path)
     keys = [(f["module"], f["build_id"], f["address"]) for f in site["frames"]]
     for s in merged["sites"]:
         if [(f["module"], f["build_id"], f["address"]) for f in s["frames"]] == keys:
@@ -41,6 +48,34 @@ def frame_functions(site, report_path):
 def report_path(tmp_path, result, stem="r"):
     return tmp_path / f"{stem}.{result['pid']}.json"
 
+
+def site_lines():
+    """Source lines of SITE-1..3 in testapps/evidence.cc."""
+    lines = {}
+    for n, text in enumerate(SOURCE.read_text().splitlines(), 1):
+        m = re.search(r"// (SITE-\d)$", text)
+        if m:
+            lines[m.group(1)] = n
+    assert len(lines) == 3, lines
+    return lines
+
+
+def frame_names(frames):
+    return [s.get("function") or "" for f in frames for s in f.get("symbols", [])]
+
+
+def frame_lines(frames, file_name):
+    return {s.get("line") for f in frames for s in f.get("symbols", [])
+            if (s.get("file") or "").endswith(file_name)}
+
+
+def only_report(tmp_path):
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("r.")]
+    assert len(files) == 1, sorted(p.name for p in tmp_path.iterdir())
+    return files[0]
+
+
+# --- Counters and call sites ---------------------------------------------------------------------
 
 def test_report_counts_and_names_the_creating_function(run_probe, tmp_path):
     # fs: isolated only by forwarding (a namespace would be repaired by the new thread).
@@ -103,80 +138,173 @@ def test_distinct_sites_are_separate(run_probe, tmp_path):
     assert sum(s["count"] for s in doc["sites"]) == 2, doc
 
 
-def test_relative_report_path_is_taken_from_the_start_directory(tmp_path):
-    if not SHIM.exists():
-        pytest.skip("shim not built")
-    env = dict(os.environ, LD_PRELOAD=str(SHIM), PRISTINE_OPTIONS="report=rel.%p.json")
-    proc = subprocess.run([str(PROBE), "--taint", "fs", "--exit-normally"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    pid = json.loads(proc.stdout)["pid"]
-    assert (tmp_path / f"rel.{pid}.json").exists(), os.listdir(tmp_path)
+# --- Reports kept up to date ------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_daemon_leaves_a_report_naming_its_sites(tmp_path, sig):
+    p = start([EVIDENCE, "three-sites", "--hold"], shim=True, options=f"report={tmp_path}/r.%p.json")
+    p.send_signal(sig)
+    p.wait(timeout=TIMEOUT)
+    assert p.returncode == -sig
+    report = tmp_path / f"r.{p.pid}.json"
+    assert report.exists(), os.listdir(tmp_path)
+    doc = json.loads(report.read_text())
+    assert doc["final"] is False and doc["pid"] == p.pid, doc
+    assert len(doc["sites"]) == 3, doc
+    merged = symbolized(report)
+    for site in merged["sites"]:
+        assert any("SpawnThree" in n for n in frame_names(site["frames"])), site
+    # Nothing but the report is left in the directory (no temporary file).
+    assert [x.name for x in tmp_path.iterdir()] == [report.name]
 
 
-def test_unwritable_report_path_warns_and_host_still_succeeds(tmp_path):
-    if not SHIM.exists():
-        pytest.skip("shim not built")
-    env = dict(os.environ, LD_PRELOAD=str(SHIM),
-               PRISTINE_OPTIONS=f"report={tmp_path}/missing-dir/r.json")
-    proc = subprocess.run([str(PROBE), "--taint", "net", "--exit-normally"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "cannot write the report" in proc.stderr, proc.stderr
+def test_report_counts_a_create_whose_thread_exits_the_process_at_once(tmp_path):
+    """The created thread (SCHED_FIFO, same CPU) calls exit() before the create can return: the
+    report written by that exit() still counts the forwarded create."""
+    taskset = need("taskset")
+    under([taskset, "-c", "0", EVIDENCE, "exit-race", "--fs"], f"report={tmp_path}/r.%p.json")
+    doc = json.loads(only_report(tmp_path).read_text())
+    assert doc["forwarded"] == 1 and doc["tainted"] == 1, doc
+    assert doc["decisions"]["forwarded"] == 1, doc
+    [site] = doc["sites"]
+    assert site["count"] == 1 and site["decision"] == "forwarded", site
 
 
-def test_multi_process_reports_one_per_pid_and_merge(tmp_path):
-    """A shell (itself under the shim) runs the probe twice: each process writes its own report
-    through %p, and pristine-report merges the identical call sites."""
-    if not SHIM.exists():
-        pytest.skip("shim not built")
-    env = dict(os.environ, LD_PRELOAD=str(SHIM), PRISTINE_OPTIONS=f"report={tmp_path}/x.%p.json")
-    script = (f"{PROBE} --taint fs --child-creates 2 --exit-normally; "
-              f"{PROBE} --taint fs --child-creates 3 --exit-normally; true")
-    proc = subprocess.run(["/bin/sh", "-c", script], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    pids = [json.loads(line)["pid"] for line in proc.stdout.splitlines() if line.strip()]
-    assert len(pids) == 2
-    reports = sorted(tmp_path.glob("x.*.json"))
-    names = {p.name for p in reports}
-    for pid in pids:
-        assert f"x.{pid}.json" in names, names
-    probe_docs = [json.loads((tmp_path / f"x.{pid}.json").read_text()) for pid in pids]
-    assert [d["forwarded"] for d in probe_docs] == [2, 3]
-    out = subprocess.run(["/usr/bin/python3", str(ROOT / "scripts" / "pristine-report"), "--json",
-                          *[str(p) for p in reports]], capture_output=True, text=True, timeout=60)
+# --- Where the taint came from ------------------------------------------------------------------
+
+def test_report_names_the_origin_of_the_taint(tmp_path):
+    under([EVIDENCE, "three-sites"], f"report={tmp_path}/r.%p.json")
+    report = only_report(tmp_path)
+    doc = json.loads(report.read_text())
+    for site in doc["sites"]:
+        [origin] = site["origins"]
+        assert origin["dimensions"] == ["net"] and origin["call"] == "unshare", origin
+        assert origin["tid"] == site["thread"]["tid"], site
+        ns = site["namespaces"]["net"]
+        assert ns["thread"] != ns["baseline"] and ns["baseline"] is not None, ns
+        assert site["thread"]["name"] == "evidence", site
+    merged = symbolized(report)
+    for site in merged["sites"]:
+        [origin] = site["origins"]
+        names = frame_names(origin["frames"])
+        assert any("EnterNetns" in n for n in names), names
+    text = pristine_report(report).stdout
+    assert "net changed by unshare" in text and "EnterNetns" in text, text
+
+
+# --- File and line ------------------------------------------------------------------------------
+
+def test_three_sites_in_one_optimised_function_get_three_lines(tmp_path):
+    under([EVIDENCE, "three-sites"], f"report={tmp_path}/r.%p.json")
+    merged = symbolized(only_report(tmp_path))
+    assert len(merged["sites"]) == 3, merged
+    found = set()
+    for site in merged["sites"]:
+        lines = frame_lines(site["frames"], "evidence.cc")
+        found |= lines & set(site_lines().values())
+    assert found == set(site_lines().values()), (found, site_lines())
+
+
+def test_stripped_binary_is_symbolized_from_its_build_id_debug_file(tmp_path):
+    """The debug file is found where Debian puts it, /usr/lib/debug/.build-id/xx/yyyy.debug (a
+    private mount namespace puts a scratch directory there)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    binary = work / "evidence-stripped"
+    debug = work / "evidence.debug"
+    run_ok(["objcopy", "--only-keep-debug", EVIDENCE, debug])
+    run_ok(["strip", "--strip-all", "-o", binary, EVIDENCE])
+    under([binary, "three-sites"], f"report={tmp_path}/r.%p.json")
+    report = only_report(tmp_path)
+    doc = json.loads(report.read_text())
+    [build_id] = {f["build_id"] for s in doc["sites"] for f in s["frames"]
+                  if f["module"] == str(binary)}
+    assert build_id, doc
+    # Without the debug file: no name for the program's static functions.
+    bare = symbolized(report, extra=["--debug-dir", str(tmp_path / "none")])
+    assert not any("SpawnThree" in n for s in bare["sites"] for n in frame_names(s["frames"]))
+    ids = tmp_path / "debug" / ".build-id" / build_id[:2]
+    ids.mkdir(parents=True)
+    shutil.copy(debug, ids / f"{build_id[2:]}.debug")
+    script = (f"mount --bind {tmp_path / 'debug' / '.build-id'} /usr/lib/debug/.build-id && "
+              f"exec {PYTHON} {PRISTINE_REPORT} --json {report}")
+    if not pathlib.Path("/usr/lib/debug/.build-id").is_dir():
+        pytest.fail("/usr/lib/debug/.build-id does not exist on this machine")
+    out = run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], build_dir=True,
+              timeout=TIMEOUT)
     assert out.returncode == 0, out.stderr
     merged = json.loads(out.stdout)
-    assert merged["forwarded"] == 5, merged
-    assert merged["reports"] == len(reports)
-    [site] = merged["sites"]
-    assert site["count"] == 5 and sorted(site["pids"]) == sorted(pids), site
-    assert any(SITE_FUNCTION in (x["function"] or "") for f in site["frames"]
-               for x in f["symbols"]), site
+    found = set()
+    for site in merged["sites"]:
+        assert any("SpawnThree" in n for n in frame_names(site["frames"])), site
+        found |= frame_lines(site["frames"], "evidence.cc")
+    assert set(site_lines().values()) <= found, found
 
 
-def test_forked_child_writes_its_own_report(tmp_path):
-    """A forked child that leaves through exit() (a subshell) reports its own creates only
-    (report_empty=1: the shells, which create no thread, write theirs too)."""
-    if not SHIM.exists():
-        pytest.skip("shim not built")
-    env = dict(os.environ, LD_PRELOAD=str(SHIM),
-               PRISTINE_OPTIONS=f"report={tmp_path}/f.%p.json:report_empty=1")
-    script = f"( {PROBE} --taint fs --child-creates 2 --exit-normally >/dev/null; exit 0 ); exit 0"
-    proc = subprocess.run(["/bin/bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    docs = [json.loads(p.read_text()) for p in tmp_path.glob("f.*.json")]
-    pids = {d["pid"] for d in docs}
-    assert len(docs) >= 3 and len(pids) == len(docs), docs  # bash, the subshell, the probe
-    assert sum(d["forwarded"] for d in docs) == 2, docs
-    assert not list(tmp_path.glob("*.tmp.*"))
+def test_module_files_are_not_read_at_exit(tmp_path):
+    """A library in the creating stacks (a copy of libstdc++, where std::thread creates) is
+    replaced by a FIFO before the program exits: writing the report does not open it (the old
+    exit-time symbolizer hung there, or crashed on a crafted file)."""
+    libstdcxx = run_ok([PYTHON, "-c", "import ctypes.util,sys;"
+                        "print(ctypes.util.find_library('stdc++'))"]).stdout.strip()
+    source = next((pathlib.Path(d) / libstdcxx for d in ("/lib/x86_64-linux-gnu",
+                   "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
+                   "/usr/lib/aarch64-linux-gnu") if (pathlib.Path(d) / libstdcxx).exists()), None)
+    if not libstdcxx or source is None:
+        pytest.fail("libstdc++ not found")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    copy = lib / libstdcxx
+    shutil.copy(source, copy)
+    p = start([EVIDENCE, "three-sites", "--hold"], shim=True, options=f"report={tmp_path}/r.%p.json",
+              env={"LD_LIBRARY_PATH": str(lib)})
+    copy.unlink()
+    os.mkfifo(copy)
+    p.stdin.close()
+    try:
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    doc = json.loads((tmp_path / f"r.{p.pid}.json").read_text())
+    assert doc["final"] is True and len(doc["sites"]) == 3
+    assert any(f["module"] == str(copy) for s in doc["sites"] for f in s["frames"]), doc
 
 
-def test_report_to_a_non_regular_file_is_written_in_place(run_probe):
-    """report=/dev/stderr: written to the stream, never renamed over the device."""
-    r = run_probe(["--taint", "fs", "--exit-normally"], shim=True, options="report=/dev/stderr")
-    docs = [json.loads(line) for line in r["_stderr"].splitlines() if line.startswith('{"schema"')]
-    assert len(docs) == 1 and docs[0]["forwarded"] == 1, describe(r)
-    assert os.path.exists("/dev/stderr")
+def test_frames_in_no_module_carry_no_absolute_address(tmp_path):
+    if os.uname().machine != "x86_64":
+        pytest.skip("the anonymous code is x86_64 machine code")
+    under([EVIDENCE, "anon-frame"], f"report={tmp_path}/r.%p.json")
+    report = only_report(tmp_path)
+    [site] = json.loads(report.read_text())["sites"]
+    first = site["frames"][0]
+    assert first["module"] is None and first["address"] is None, site["frames"]
+    assert stat.S_IMODE(report.stat().st_mode) == 0o600
+
+
+# --- What produced the report, and when there is one --------------------------------------------
+
+def test_report_says_what_produced_it(tmp_path):
+    options = f"report={tmp_path}/r.%p.json:affinity=inherit"
+    proc = under([PROBE, "--taint", "net", "--exit-normally"], options)
+    pid = json.loads(proc.stdout)["pid"]
+    doc = json.loads((tmp_path / f"r.{pid}.json").read_text())
+    assert doc["schema"] == 2 and isinstance(doc["version"], str) and doc["version"], doc
+    assert doc["pid"] == pid and doc["ppid"] == os.getpid(), doc
+    assert pathlib.Path(doc["exe"]).resolve() == PROBE.resolve(), doc
+    assert doc["argv"] == [str(PROBE), "--taint", "net", "--exit-normally"], doc
+    assert doc["options"]["raw"] == options, doc
+    assert doc["options"]["mode"] == "enforce" and doc["options"]["verify"] == "fast", doc
+    assert doc["options"]["policy"]["affinity"] == "inherit", doc
+    assert doc["options"]["policy"]["net"] == "isolate", doc
+    assert doc["final"] is True, doc
+
+
+def test_no_report_from_a_process_that_did_nothing_unless_asked(tmp_path):
+    under(["/bin/sh", "-c", "/bin/true; /bin/true"], f"report={tmp_path}/r.%p.json")
+    assert list(tmp_path.iterdir()) == []
+    proc = under(["/bin/true"], f"report={tmp_path}/r.%p.json:report_empty=1")
+    docs = [json.loads(p.read_text()) for p in tmp_path.iterdir()]
+    assert len(docs) == 1 and docs[0]["created"] == 0 and docs[0]["sites"] == [], docs
+    assert proc.stderr == ""

@@ -14,12 +14,13 @@ import json
 import os
 import pwd
 import shutil
-import subprocess
 import tempfile
 
 import pytest
 
-from conftest import SHIM
+from programs import need, run, run_ok
+
+pytestmark = [pytest.mark.root, pytest.mark.build]
 
 USER = "pr-ops-secure"
 
@@ -62,19 +63,13 @@ int main(void) {
 """
 
 
-def need(tool):
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} is not installed (scripts/install-deps installs it)")
-
-
 @pytest.fixture(scope="module")
 def user():
     need("useradd")
     try:
         entry = pwd.getpwnam(USER)
     except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
-                       check=True, capture_output=True)
+        run_ok(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", USER])
         entry = pwd.getpwnam(USER)
     return entry
 
@@ -93,7 +88,7 @@ def world(shim):
     with open(src, "w") as f:
         f.write(PROGRAM)
     plain = os.path.join(d, "plain")
-    subprocess.run(["cc", "-O1", "-pthread", src, "-o", plain], check=True, capture_output=True)
+    run_ok(["cc", "-O1", "-pthread", src, "-o", plain])
     setuid = os.path.join(d, "setuid")
     shutil.copy(plain, setuid)
     os.chown(setuid, 0, 0)
@@ -102,8 +97,7 @@ def world(shim):
     shutil.copy(plain, filecap)
     os.chmod(filecap, 0o755)
     # DAC override: it could write into /root; SYS_ADMIN: its worker can unshare (a tainted create).
-    subprocess.run(["setcap", "cap_dac_override,cap_sys_admin+ep", filecap], check=True,
-                   capture_output=True)
+    run_ok(["setcap", "cap_dac_override,cap_sys_admin+ep", filecap])
     preload = os.path.join(d, "ld.so.preload")
     with open(preload, "w") as f:
         f.write(f"{shim}\n")
@@ -149,10 +143,9 @@ def run_as_user(world, user, program, options):
               f"env -i PATH=/usr/bin:/bin PRISTINE_OPTIONS=\"$OPTS\" {program}")
     # Every program started after the mount has the library; the helpers that set up the run get
     # mode=off (setpriv changes its uids, which is not what this test is about).
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OPTS": options, "PRISTINE_OPTIONS": "mode=off"}
-    p = subprocess.run(["unshare", "-m", "sh", "-c", script], env=env, capture_output=True,
-                       text=True, timeout=120, cwd="/")
-    assert p.returncode == 0, f"exit {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+    p = run(["unshare", "-m", "sh", "-c", script], options="mode=off", cwd="/",
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OPTS": options})
+    assert p.returncode == 0, p.describe()
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
     assert len(lines) == 1, p.stdout + p.stderr
     return json.loads(lines[0]), p.stderr

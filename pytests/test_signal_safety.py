@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Signal-mask calls from signal handlers never wait (issue 12 item 3), with
+"""Signal-mask calls from signal handlers never wait (signal-mask calls
+are async-signal-safe), with
 build/testapps/signal_safety.
 
 pthread_sigmask, sigprocmask and syscall(SYS_rt_sigprocmask) are async-signal-safe: a handler may
@@ -17,7 +18,11 @@ thread held while it read the snapshot for its own first pthread_sigmask, so the
 itself: a hang within the first ~10 processes (about 1 in 10).
 """
 
-from issue3_helpers import run_app
+import pytest
+
+from programs import run_app
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 RUNS = 50
 # The driver stops at the first hang; each run is a fresh process of a few threads.

@@ -12,37 +12,33 @@
   threads, fork children, signal-mask changes from handlers): a violated check stops the program.
 """
 
-import os
 import pathlib
 import shutil
-import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, ROOT
+from programs import APPS, BUILD_DIR, ROOT, need, run
+
+pytestmark = pytest.mark.build
 
 CLANG_BUILD = pathlib.Path(f"{BUILD_DIR}-clang")
 CHECKED_SHIM = CLANG_BUILD / "shim" / "libpristine.so"
 
 
 def _clang():
-    clang = shutil.which("clang++")
-    if clang is None or shutil.which("cmake") is None:
-        pytest.skip("clang++ or cmake not installed")
-    return clang
+    need("cmake")
+    return need("clang++")
 
 
 @pytest.fixture(scope="module")
 def checked_build():
     clang = _clang()
-    env = dict(os.environ, CC=shutil.which("clang") or "clang", CXX=clang)
-    configure = subprocess.run(
-        ["cmake", "-S", str(ROOT), "-B", str(CLANG_BUILD), "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
-         "-DPRISTINE_CHECKS=ON"],
-        env=env, capture_output=True, text=True, timeout=300)
+    env = {"CC": shutil.which("clang") or "clang", "CXX": clang}
+    configure = run(["cmake", "-S", ROOT, "-B", CLANG_BUILD, "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+                     "-DPRISTINE_CHECKS=ON"], env=env, timeout=300)
     assert configure.returncode == 0, configure.stdout + configure.stderr
-    built = subprocess.run(["cmake", "--build", str(CLANG_BUILD), "--target", "pristine", "-j2"],
-                           env=env, capture_output=True, text=True, timeout=600)
+    built = run(["cmake", "--build", CLANG_BUILD, "--target", "pristine", "-j2"], env=env,
+                timeout=600)
     assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
     return CHECKED_SHIM
 
@@ -76,10 +72,8 @@ def _compile(source, tmp_path):
     src = tmp_path / "case.cc"
     src.write_text(source)
     absl = "/usr/include"
-    return subprocess.run(
-        [_clang(), "-std=c++17", "-fsyntax-only", "-Wthread-safety", "-Wthread-safety-beta",
-         "-Werror", f"-I{ROOT / 'shim'}", f"-isystem{absl}", str(src)],
-        capture_output=True, text=True, timeout=120)
+    return run([_clang(), "-std=c++17", "-fsyntax-only", "-Wthread-safety", "-Wthread-safety-beta",
+                "-Werror", f"-I{ROOT / 'shim'}", f"-isystem{absl}", src])
 
 
 @pytest.mark.parametrize("case", sorted(VIOLATIONS))
@@ -110,11 +104,10 @@ def test_the_same_calls_outside_the_roles_compile(tmp_path):
     ("main_exit", ["--then", "exit"]),
     ("needed_ctor", []),
 ])
+@pytest.mark.root
 def test_checked_library_runs_every_role(checked_build, program, args):
-    binary = BUILD_DIR / "testapps" / program
+    binary = APPS / program
     assert binary.exists(), f"{binary} not built"
-    env = {"PATH": "/usr/bin:/bin", "LD_PRELOAD": str(checked_build)}
-    p = subprocess.run([str(binary), *args], cwd=str(ROOT), env=env, capture_output=True,
-                       text=True, timeout=300, stdin=subprocess.DEVNULL)
+    p = run([binary, *args], preload=[checked_build], timeout=300)
     assert "role check failed" not in p.stderr, p.stderr[-4000:]
     assert p.returncode == 0, f"exit {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}"

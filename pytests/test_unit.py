@@ -9,30 +9,24 @@ reliability section); it is not part of scripts/test.
 
 import os
 import pathlib
-import shutil
-import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, ROOT
+from programs import BUILD_DIR, ROOT, need, run
+
+pytestmark = pytest.mark.build
 
 ASAN_BUILD = pathlib.Path(str(BUILD_DIR) + "-asan")
 # Generous: a cold configure + build takes ~20 s here; a hang is what this would catch.
 BUILD_TIMEOUT_S = 600
 
 
-def _env():
-    env = dict(os.environ)
-    for var in ("LD_PRELOAD", "PRISTINE_OPTIONS"):
-        env.pop(var, None)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-    return env
+SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
+                 "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
 
 
 def _run(cmd, what):
-    proc = subprocess.run(cmd, cwd=str(ROOT), env=_env(), capture_output=True, text=True,
-                          timeout=BUILD_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    proc = run(cmd, env=SANITIZER_ENV, timeout=BUILD_TIMEOUT_S)
     if proc.returncode != 0:
         pytest.fail(f"{what} failed ({proc.returncode}): {' '.join(cmd)}\n"
                     f"stdout:\n{proc.stdout[-8000:]}\nstderr:\n{proc.stderr[-8000:]}")
@@ -41,8 +35,7 @@ def _run(cmd, what):
 
 @pytest.fixture(scope="module")
 def asan_build():
-    if shutil.which("cmake") is None or shutil.which("ctest") is None:
-        pytest.skip("cmake/ctest not installed: sanitized unit tests skipped")
+    need("cmake", "ctest")
     _run(["cmake", "-S", str(ROOT), "-B", str(ASAN_BUILD), "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
           "-DPRISTINE_SANITIZE=address,undefined"], "configure (ASan+UBSan)")
     _run(["cmake", "--build", str(ASAN_BUILD), "--target", "unit_tests", "-j",

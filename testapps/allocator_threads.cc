@@ -40,21 +40,21 @@
 #include <string>
 #include <vector>
 
+#include "thread_state.h"
+
 namespace {
 
 using MallctlFn = int (*)(const char*, void*, size_t*, void*, size_t);
 
 pid_t g_main_tid;
-ino_t g_base_net;
+long long g_base_net;
 const char* g_taint;
 const char* g_mode;
 
-int Gettid() { return static_cast<int>(syscall(SYS_gettid)); }
+using testapp::Gettid;
 
-ino_t NetOf(int tid) {
-  struct stat st;
-  std::string path = "/proc/self/task/" + std::to_string(tid) + "/ns/net";
-  return stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+long long NetOf(int tid) {
+  return testapp::NsInodeAt("/proc/self/task/" + std::to_string(tid), "net");
 }
 
 // Whether thread `tid` shares the main thread's fs_struct (cwd, root, umask).
@@ -168,6 +168,7 @@ int main(int argc, char** argv) {
   g_mode = argv[2];
   g_main_tid = Gettid();
   g_base_net = NetOf(g_main_tid);
+  if (g_base_net < 0) testapp::CannotRunHere("cannot read /proc/self/task/TID/ns/net");
   Outcome out;
   pthread_t w;
   if (pthread_create(&w, nullptr, Worker, &out) != 0) {

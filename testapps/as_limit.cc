@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // as_limit: how many threads a tainted thread can create under an address-space limit
-// (pytests/test_contexts.py). Run with and without libpristine.so: the counts are compared.
+// (pytests/test_contexts.py; README, "Memory limits"). Run with and without libpristine.so: the counts are compared.
 //
 //   as_limit TAINT [MIB [alloc]]
 // TAINT: net (the worker enters a new network namespace: it creates the threads itself), fs (a

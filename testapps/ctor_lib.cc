@@ -1,18 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // libctor_lib.so: a shared library whose constructor creates a thread with pthread_create and
-// joins it (issue 3 item 5: a create from a constructor run by dlopen, with the loader's lock
+// joins it (a create from a constructor run by dlopen, with the loader's lock
 // held). dlopen_ctor reads the results through the exported variables below.
 
 #include <pthread.h>
 #include <sys/stat.h>
 
+#include "thread_state.h"
+
 namespace {
 
-long long NetInode() {
-  struct stat st;
-  if (stat("/proc/thread-self/ns/net", &st) != 0) return -1;
-  return static_cast<long long>(st.st_ino);
-}
+long long NetInode() { return testapp::NsInode("net"); }
 
 }  // namespace
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // dlopen_ctor: a thread dlopen()s libctor_lib.so, whose constructor creates and joins a thread
-// (issue 3 item 5). The opening thread first unshares its net namespace unless --untainted.
+// The opening thread first unshares its net namespace unless --untainted.
 //
 //   dlopen_ctor [--untainted] [--from main|worker] [LIBRARY]
 //     LIBRARY defaults to libctor_lib.so next to this executable.
@@ -14,7 +14,7 @@
 #include <limits.h>
 #include <pthread.h>
 
-#include "issue3_util.h"
+#include "thread_state.h"
 
 namespace {
 
@@ -29,8 +29,8 @@ struct Result {
 };
 
 void OpenLib(Result* r) {
-  if (g_tainted && unshare(CLONE_NEWNET) != 0) t3::Unsupported("unshare(CLONE_NEWNET): " + t3::ErrName(errno));
-  r->opener_net = t3::NsInode("net");
+  if (g_tainted && unshare(CLONE_NEWNET) != 0) testapp::CannotRunHere("unshare(CLONE_NEWNET): " + testapp::ErrName(errno));
+  r->opener_net = testapp::NsInode("net");
   void* h = dlopen(g_lib.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (h == nullptr) {
     const char* e = dlerror();
@@ -67,16 +67,16 @@ int main(int argc, char** argv) {
   if (g_lib.empty()) {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) t3::Die("readlink /proc/self/exe");
+    if (n <= 0) testapp::Die("readlink /proc/self/exe");
     exe[n] = '\0';
     g_lib = std::string(dirname(exe)) + "/libctor_lib.so";
   }
-  long long baseline = t3::NsInode("net");
+  long long baseline = testapp::NsInode("net");
   Result r;
   if (from_worker) {
     pthread_t th;
     int rc = pthread_create(&th, nullptr, [](void* p) -> void* { OpenLib(static_cast<Result*>(p)); return nullptr; }, &r);
-    if (rc != 0) t3::Die("worker: " + t3::ErrName(rc));
+    if (rc != 0) testapp::Die("worker: " + testapp::ErrName(rc));
     pthread_join(th, nullptr);
   } else {
     OpenLib(&r);
@@ -92,6 +92,6 @@ int main(int argc, char** argv) {
   w.key("ctor_create_rc"); w.value(r.create_rc);
   w.key("ctor_join_rc"); w.value(r.join_rc);
   w.end_object();
-  t3::PrintJson(w);
+  testapp::PrintJson(w);
   return 0;
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// dlsym_libc: changes made through functions looked up in a handle of libc itself (issue 11 item
-// 5), as Python's ctypes.CDLL("libc.so.6") and JNA's Native.load("c") do. Such a lookup searches
+// dlsym_libc: changes made through functions looked up in a handle of libc itself (README, "What
+// is seen, and how"), as Python's ctypes.CDLL("libc.so.6") and JNA's Native.load("c") do. Such a lookup searches
 // the handle's own scope, which a preloaded library is not part of.
 //
 //   dlsym_libc --change unshare|setns|syscall|sched_setaffinity|dlvsym_unshare|pthread_create
@@ -30,7 +30,7 @@
 #include <sched.h>
 #include <semaphore.h>
 
-#include "issue3_util.h"
+#include "thread_state.h"
 
 // Looked up through dlopen(NULL) by this program itself (CMake ENABLE_EXPORTS).
 extern "C" __attribute__((visibility("default"), noinline)) int dlsym_libc_own_function(int x) {
@@ -56,7 +56,7 @@ struct ChildOut {
 
 void* Child(void* p) {
   auto* out = static_cast<ChildOut*>(p);
-  out->net = t3::NsInode("net");
+  out->net = testapp::NsInode("net");
   out->cpus = CpuCount();
   return nullptr;
 }
@@ -68,7 +68,7 @@ std::string DlError() {
 
 void* Lookup(const char* name) {
   void* f = dlsym(g_handle, name);
-  if (f == nullptr) t3::Die(std::string("dlsym ") + name + ": " + DlError());
+  if (f == nullptr) testapp::Die(std::string("dlsym ") + name + ": " + DlError());
   return f;
 }
 
@@ -93,7 +93,7 @@ void* Worker(void* p) {
     for (const char* v : kUnshareVersions) {
       if (f == nullptr) f = dlvsym(g_handle, "unshare", v);
     }
-    if (f == nullptr) t3::Die("dlvsym unshare: " + DlError());
+    if (f == nullptr) testapp::Die("dlvsym unshare: " + DlError());
     rc = reinterpret_cast<int (*)(int)>(f)(CLONE_NEWNET);
   } else if (g_change == "setns") {
     rc = reinterpret_cast<int (*)(int, int)>(Lookup("setns"))(g_netns_fd, CLONE_NEWNET);
@@ -115,12 +115,12 @@ void* Worker(void* p) {
     rc = unshare(CLONE_NEWNET);
     create = reinterpret_cast<CreateFn>(Lookup("pthread_create"));
   }
-  if (rc != 0) t3::Unsupported(g_change + ": " + t3::ErrName(errno));
-  out->caller_net = t3::NsInode("net");
+  if (rc != 0) testapp::CannotRunHere(g_change + ": " + testapp::ErrName(errno));
+  out->caller_net = testapp::NsInode("net");
   out->caller_cpus = CpuCount();
   pthread_t th;
   int r = create(&th, nullptr, Child, &out->child);
-  if (r != 0) t3::Die("pthread_create: " + t3::ErrName(r));
+  if (r != 0) testapp::Die("pthread_create: " + testapp::ErrName(r));
   pthread_join(th, nullptr);
   return nullptr;
 }
@@ -128,7 +128,7 @@ void* Worker(void* p) {
 // A network namespace other than the baseline's, for setns: made by a helper thread, which
 // exits (its descriptor keeps the namespace).
 void* MakeNetns(void*) {
-  if (unshare(CLONE_NEWNET) != 0) t3::Unsupported("unshare(CLONE_NEWNET): " + t3::ErrName(errno));
+  if (unshare(CLONE_NEWNET) != 0) testapp::CannotRunHere("unshare(CLONE_NEWNET): " + testapp::ErrName(errno));
   g_netns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   return nullptr;
 }
@@ -207,20 +207,20 @@ int main(int argc, char** argv) {
   else if (handle == "libpthread") g_handle = dlopen("libpthread.so.0", RTLD_NOW | RTLD_LOCAL);
   else if (handle == "default") g_handle = RTLD_DEFAULT;
   else Usage();
-  if (handle != "default" && g_handle == nullptr) t3::Die("dlopen: " + DlError());
-  if (g_change == "sched_setaffinity" && CpuCount() < 2) t3::Unsupported("fewer than 2 CPUs");
+  if (handle != "default" && g_handle == nullptr) testapp::Die("dlopen: " + DlError());
+  if (g_change == "sched_setaffinity" && CpuCount() < 2) testapp::CannotRunHere("fewer than 2 CPUs");
 
-  long long baseline_net = t3::NsInode("net");
+  long long baseline_net = testapp::NsInode("net");
   int baseline_cpus = CpuCount();
   pthread_t th;
   if (g_change == "setns") {
-    if (pthread_create(&th, nullptr, MakeNetns, nullptr) != 0) t3::Die("helper thread");
+    if (pthread_create(&th, nullptr, MakeNetns, nullptr) != 0) testapp::Die("helper thread");
     pthread_join(th, nullptr);
-    if (g_netns_fd < 0) t3::Die("open /proc/thread-self/ns/net: " + t3::ErrName(errno));
+    if (g_netns_fd < 0) testapp::Die("open /proc/thread-self/ns/net: " + testapp::ErrName(errno));
   }
   WorkerOut out;
   int r = pthread_create(&th, nullptr, Worker, &out);
-  if (r != 0) t3::Die("worker: " + t3::ErrName(r));
+  if (r != 0) testapp::Die("worker: " + testapp::ErrName(r));
   pthread_join(th, nullptr);
 
   JsonWriter w;
@@ -241,6 +241,6 @@ int main(int argc, char** argv) {
   w.key("interposer_calls");
   if (calls == nullptr) w.null(); else w.value(calls());
   w.end_object();
-  t3::PrintJson(w);
+  testapp::PrintJson(w);
   return 0;
 }

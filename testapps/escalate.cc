@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// escalate: never-escalate test program (PRODUCT.md, "Never escalate"; issue 3 item 1).
+// escalate: never-escalate test program (README, "Never escalate").
 //
 // The main thread records the baseline (namespaces + the security lines of
 // /proc/thread-self/status), starts a worker with a plain pthread_create, the worker applies the
@@ -36,7 +36,7 @@
 #include <pthread.h>
 #include <sys/prctl.h>
 
-#include "issue3_util.h"
+#include "thread_state.h"
 
 namespace {
 
@@ -44,8 +44,8 @@ std::string g_scratch;
 pid_t g_main_tid;
 
 std::string MkdirResult() {
-  std::string d = g_scratch + "/t" + std::to_string(t3::Gettid());
-  if (mkdir(d.c_str(), 0700) != 0) return t3::ErrName(errno);
+  std::string d = g_scratch + "/t" + std::to_string(testapp::Gettid());
+  if (mkdir(d.c_str(), 0700) != 0) return testapp::ErrName(errno);
   rmdir(d.c_str());
   return "0";
 }
@@ -54,18 +54,18 @@ std::string Capture() {
   JsonWriter w;
   w.begin_object();
   w.key("ns");
-  t3::WriteNs(w);
+  testapp::WriteNs(w);
   w.key("sec");
-  t3::WriteSecState(w, t3::ReadSecState());
+  testapp::WriteSecState(w, testapp::ReadSecState());
   if (!g_scratch.empty()) {
     w.key("mkdir");
     w.value(MkdirResult());
   }
   w.key("fs_shared");
   w.value(static_cast<long long>(
-      syscall(SYS_kcmp, g_main_tid, t3::Gettid(), KCMP_FS, 0, 0) == 0));
+      syscall(SYS_kcmp, g_main_tid, testapp::Gettid(), KCMP_FS, 0, 0) == 0));
   w.key("tid");
-  w.value(static_cast<long long>(t3::Gettid()));
+  w.value(static_cast<long long>(testapp::Gettid()));
   w.end_object();
   return w.str();
 }
@@ -80,13 +80,13 @@ void Capset(void (*edit)(__user_cap_data_struct* d)) {
   hdr.pid = 0;
   __user_cap_data_struct data[2];
   std::memset(data, 0, sizeof data);
-  if (syscall(SYS_capget, &hdr, data) != 0) t3::Unsupported("capget: " + t3::ErrName(errno));
+  if (syscall(SYS_capget, &hdr, data) != 0) testapp::CannotRunHere("capget: " + testapp::ErrName(errno));
   edit(data);
-  if (syscall(SYS_capset, &hdr, data) != 0) t3::Unsupported("capset: " + t3::ErrName(errno));
+  if (syscall(SYS_capset, &hdr, data) != 0) testapp::CannotRunHere("capset: " + testapp::ErrName(errno));
 }
 
 void Apply(const std::string& t) {
-  auto fail = [&](const char* what) { t3::Unsupported("taint " + t + ": " + what + ": " + t3::ErrName(errno)); };
+  auto fail = [&](const char* what) { testapp::CannotRunHere("taint " + t + ": " + what + ": " + testapp::ErrName(errno)); };
   if (t == "net") {
     if (unshare(CLONE_NEWNET) != 0) fail("unshare(CLONE_NEWNET)");
   } else if (t == "fs") {
@@ -163,7 +163,7 @@ void* Worker(void*) {
   pthread_t th;
   int r = pthread_create(&th, nullptr, Child, nullptr);
   if (r != 0) {
-    g_create_error = t3::ErrName(r);
+    g_create_error = testapp::ErrName(r);
   } else {
     pthread_join(th, nullptr);
   }
@@ -185,11 +185,11 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  g_main_tid = t3::Gettid();
+  g_main_tid = testapp::Gettid();
   std::string baseline = Capture();
   pthread_t w;
   int r = pthread_create(&w, nullptr, Worker, nullptr);
-  if (r != 0) t3::Die("worker: " + t3::ErrName(r));
+  if (r != 0) testapp::Die("worker: " + testapp::ErrName(r));
   pthread_join(w, nullptr);
   JsonWriter out;
   out.begin_object();
@@ -200,6 +200,6 @@ int main(int argc, char** argv) {
   out.key("create_error");
   if (g_create_error.empty()) out.null(); else out.value(g_create_error);
   out.end_object();
-  t3::PrintJson(out);
+  testapp::PrintJson(out);
   return 0;
 }

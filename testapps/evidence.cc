@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // evidence: the test program for reports, logs and pristine-scan
-// (pytests/test_evidence.py). Built with -O2 -g on purpose: three creating
+// (pytests/test_report.py, test_log.py, test_pristine_scan.py). Built with -O2 -g on purpose: three creating
 // sites in one function must still get three source lines.
 //
 //   evidence MODE [--hold] [ARGS...]

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// failures: failure paths of thread creation under the shim (issue 3 item 7).
+// failures: failure paths of thread creation under the shim.
 //
 //   failures --mode limit --cgroup DIR
 //     The process moves itself into the (empty, test-made) pids cgroup DIR. A worker unshares its
@@ -42,14 +42,14 @@
 
 #include <atomic>
 
-#include "issue3_util.h"
+#include "thread_state.h"
 
 namespace {
 
-long long Net() { return t3::NsInode("net"); }
+long long Net() { return testapp::NsInode("net"); }
 
 void TaintNet() {
-  if (unshare(CLONE_NEWNET) != 0) t3::Unsupported("unshare(CLONE_NEWNET): " + t3::ErrName(errno));
+  if (unshare(CLONE_NEWNET) != 0) testapp::CannotRunHere("unshare(CLONE_NEWNET): " + testapp::ErrName(errno));
 }
 
 void* RecordNet(void* p) {
@@ -81,32 +81,32 @@ void* LimitWorker(void* p) {
   auto* o = static_cast<LimitOut*>(p);
   TaintNet();
   o->caller_net = Net();
-  o->tasks_before = t3::CountTasks();
-  o->program_tasks_before = t3::CountProgramTasks();
-  std::string cur = t3::ReadFirstLine(g_cgroup + "/pids.current");
+  o->tasks_before = testapp::CountTasks();
+  o->program_tasks_before = testapp::CountProgramTasks();
+  std::string cur = testapp::ReadFirstLine(g_cgroup + "/pids.current");
   o->pids_max = cur;
-  if (cur.empty() || !t3::WriteFile(g_cgroup + "/pids.max", cur)) t3::Unsupported("cannot set pids.max");
+  if (cur.empty() || !testapp::WriteFile(g_cgroup + "/pids.max", cur)) testapp::CannotRunHere("cannot set pids.max");
   for (int i = 0; i < 3; ++i) {
     long long net = -1;
     int r = CreateJoin(&net);
-    o->limited_errors.push_back(t3::ErrName(r));
+    o->limited_errors.push_back(testapp::ErrName(r));
   }
-  o->tasks_after_fail = t3::CountTasks();
-  o->program_tasks_after_fail = t3::CountProgramTasks();
-  if (!t3::WriteFile(g_cgroup + "/pids.max", "max")) t3::Die("cannot reset pids.max");
-  o->after_error = t3::ErrName(CreateJoin(&o->after_child_net));
-  o->tasks_end = t3::CountTasks();
-  o->program_tasks_end = t3::CountProgramTasks();
+  o->tasks_after_fail = testapp::CountTasks();
+  o->program_tasks_after_fail = testapp::CountProgramTasks();
+  if (!testapp::WriteFile(g_cgroup + "/pids.max", "max")) testapp::Die("cannot reset pids.max");
+  o->after_error = testapp::ErrName(CreateJoin(&o->after_child_net));
+  o->tasks_end = testapp::CountTasks();
+  o->program_tasks_end = testapp::CountProgramTasks();
   return nullptr;
 }
 
 void ModeLimit() {
-  if (g_cgroup.empty()) t3::Unsupported("--mode limit needs --cgroup");
-  if (!t3::WriteFile(g_cgroup + "/cgroup.procs", std::to_string(getpid())))
-    t3::Unsupported("cannot join " + g_cgroup + ": " + t3::ErrName(errno));
+  if (g_cgroup.empty()) testapp::CannotRunHere("--mode limit needs --cgroup");
+  if (!testapp::WriteFile(g_cgroup + "/cgroup.procs", std::to_string(getpid())))
+    testapp::CannotRunHere("cannot join " + g_cgroup + ": " + testapp::ErrName(errno));
   LimitOut o;
   pthread_t th;
-  if (pthread_create(&th, nullptr, LimitWorker, &o) != 0) t3::Die("worker");
+  if (pthread_create(&th, nullptr, LimitWorker, &o) != 0) testapp::Die("worker");
   pthread_join(th, nullptr);
   JsonWriter w;
   w.begin_object();
@@ -126,7 +126,7 @@ void ModeLimit() {
   w.key("program_tasks_after_fail"); w.value(o.program_tasks_after_fail);
   w.key("program_tasks_end"); w.value(o.program_tasks_end);
   w.end_object();
-  t3::PrintJson(w);
+  testapp::PrintJson(w);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ void* SignalWorker(void* p) {
     int r = CreateJoin(&net);
     if (r != 0) {
       ++o->failed;
-      if (o->first_error.empty()) o->first_error = t3::ErrName(r);
+      if (o->first_error.empty()) o->first_error = testapp::ErrName(r);
       continue;
     }
     ++o->ok;
@@ -173,7 +173,7 @@ void ModeSignals() {
   sigaction(SIGUSR1, &sa, nullptr);
   SigOut o;
   pthread_t th;
-  if (pthread_create(&th, nullptr, SignalWorker, &o) != 0) t3::Die("worker");
+  if (pthread_create(&th, nullptr, SignalWorker, &o) != 0) testapp::Die("worker");
   long sent = 0;
   while (!g_worker_done.load()) {
     if (pthread_kill(th, SIGUSR1) == 0) ++sent;
@@ -198,7 +198,7 @@ void ModeSignals() {
   w.key("signals_sent"); w.value(sent);
   w.key("signals_handled"); w.value(g_signals.load());
   w.end_object();
-  t3::PrintJson(w);
+  testapp::PrintJson(w);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ void* CancelWorker(void* p) {
 void ModeCancel() {
   CancelCtx c;
   pthread_t th;
-  if (pthread_create(&th, nullptr, CancelWorker, &c) != 0) t3::Die("worker");
+  if (pthread_create(&th, nullptr, CancelWorker, &c) != 0) testapp::Die("worker");
   int cr = pthread_cancel(th);
   c.cancel_sent.store(true);
   void* ret = nullptr;
@@ -238,12 +238,12 @@ void ModeCancel() {
   w.key("baseline_net"); w.value(Net());
   w.key("caller_net"); w.value(c.caller_net);
   w.key("cancel_rc"); w.value(cr);
-  w.key("create_error"); w.value(t3::ErrName(c.create_rc));
+  w.key("create_error"); w.value(testapp::ErrName(c.create_rc));
   w.key("reached_testcancel"); w.value(c.reached_testcancel);
   w.key("worker_canceled"); w.value(ret == PTHREAD_CANCELED);
   w.key("child_net"); w.value(c.child_net);
   w.end_object();
-  t3::PrintJson(w);
+  testapp::PrintJson(w);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,12 +283,12 @@ void ModeExit(bool from_main) {
   atexit(AtExit);
   for (int i = 0; i < kExitWorkers; ++i) {
     pthread_t th;
-    if (pthread_create(&th, nullptr, LoopWorker, nullptr) != 0) t3::Die("worker");
+    if (pthread_create(&th, nullptr, LoopWorker, nullptr) != 0) testapp::Die("worker");
     pthread_detach(th);
   }
   if (from_main) Exiter(nullptr);
   pthread_t th;
-  if (pthread_create(&th, nullptr, Exiter, nullptr) != 0) t3::Die("exiter");
+  if (pthread_create(&th, nullptr, Exiter, nullptr) != 0) testapp::Die("exiter");
   for (;;) pause();
 }
 
@@ -308,38 +308,38 @@ void* WorkWorker(void* p) {
   struct rlimit saved;
   getrlimit(RLIMIT_NPROC, &saved);
   if (!g_cgroup.empty()) {
-    std::string cur = t3::ReadFirstLine(g_cgroup + "/pids.current");
+    std::string cur = testapp::ReadFirstLine(g_cgroup + "/pids.current");
     o->limit = "pids.max=" + cur;
-    if (cur.empty() || !t3::WriteFile(g_cgroup + "/pids.max", cur)) t3::Unsupported("cannot set pids.max");
+    if (cur.empty() || !testapp::WriteFile(g_cgroup + "/pids.max", cur)) testapp::CannotRunHere("cannot set pids.max");
   }
   if (g_work_nproc) {
     struct rlimit zero = saved;
     zero.rlim_cur = 0;
-    if (setrlimit(RLIMIT_NPROC, &zero) != 0) t3::Unsupported("setrlimit(RLIMIT_NPROC): " + t3::ErrName(errno));
+    if (setrlimit(RLIMIT_NPROC, &zero) != 0) testapp::CannotRunHere("setrlimit(RLIMIT_NPROC): " + testapp::ErrName(errno));
     o->limit = "RLIMIT_NPROC=0";
   }
   // The first change of this thread's state: the shim wants its template now.
   if (g_work_taint == "net") TaintNet();
   else if (g_work_taint == "files" && unshare(CLONE_FILES) != 0)
-    t3::Unsupported("unshare(CLONE_FILES): " + t3::ErrName(errno));
-  if (!g_cgroup.empty() && !t3::WriteFile(g_cgroup + "/pids.max", "max")) t3::Die("cannot reset pids.max");
-  if (g_work_nproc && setrlimit(RLIMIT_NPROC, &saved) != 0) t3::Die("setrlimit back: " + t3::ErrName(errno));
+    testapp::CannotRunHere("unshare(CLONE_FILES): " + testapp::ErrName(errno));
+  if (!g_cgroup.empty() && !testapp::WriteFile(g_cgroup + "/pids.max", "max")) testapp::Die("cannot reset pids.max");
+  if (g_work_nproc && setrlimit(RLIMIT_NPROC, &saved) != 0) testapp::Die("setrlimit back: " + testapp::ErrName(errno));
   o->caller_net = Net();
   for (int i = 0; i < 3; ++i) {
     long long net = -1;
-    o->errors.push_back(t3::ErrName(CreateJoin(&net)));
+    o->errors.push_back(testapp::ErrName(CreateJoin(&net)));
     o->nets.push_back(net);
   }
   return nullptr;
 }
 
 void ModeWork() {
-  if (!g_cgroup.empty() && !t3::WriteFile(g_cgroup + "/cgroup.procs", std::to_string(getpid())))
-    t3::Unsupported("cannot join " + g_cgroup + ": " + t3::ErrName(errno));
+  if (!g_cgroup.empty() && !testapp::WriteFile(g_cgroup + "/cgroup.procs", std::to_string(getpid())))
+    testapp::CannotRunHere("cannot join " + g_cgroup + ": " + testapp::ErrName(errno));
   WorkOut o;
   pthread_t th;
   int r = pthread_create(&th, nullptr, WorkWorker, &o);
-  if (r != 0) t3::Die("worker: " + t3::ErrName(r));
+  if (r != 0) testapp::Die("worker: " + testapp::ErrName(r));
   pthread_join(th, nullptr);
   JsonWriter w;
   w.begin_object();
@@ -356,7 +356,7 @@ void ModeWork() {
   w.end_array();
   w.key("uid"); w.value(static_cast<long long>(getuid()));
   w.end_object();
-  t3::PrintJson(w);
+  testapp::PrintJson(w);
 }
 
 [[noreturn]] void Usage() {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A library that poses as libunwind.so.8 inside a chroot (pytests/test_evidence.py): if the
+/* A library that poses as libunwind.so.8 inside a chroot (pytests/test_report_files.py): if the
  * library ever loaded it from a thread that entered the chroot, its constructor would leave
  * /pwned there. */
 #include <fcntl.h>

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// faults: fault injection around thread creation, for pytests/test_faults.py. Run with and without
+// faults: fault injection around thread creation, for pytests/test_thread_limits.py and
+// test_interrupted_creates.py. Run with and without
 // LD_PRELOAD=libpristine.so; the results must match (the caller sees what glibc gives), nothing may
 // leak, nothing may hang.
 //
-//   faults CASE [--rounds N]
+//   faults CASE [--rounds N] [--cgroup DIR]
 // CASE:
-//   cgroup     under an absolute pids cgroup limit set before anything is created, a tainted
+//   cgroup     in the empty pids cgroup DIR (made by the test), under an absolute limit set
+//              before anything is created, a tainted
 //              worker creates threads that stay alive until a create fails ("held": how many)
 //   nproc      the process drops to uid 65534 (every thread) with RLIMIT_NPROC 1; a tainted
 //              worker creates
@@ -51,40 +53,20 @@
 #include <thread>
 #include <vector>
 
-#include "issue3_util.h"
+#include "thread_state.h"
 
 namespace {
 
+using testapp::CannotRunHere;
+using testapp::ErrName;
+
 int g_alt_net_fd = -1;
-ino_t g_base_net = 0;
-
-[[noreturn]] void Unsupported(const std::string& msg) {
-  std::fprintf(stderr, "faults: cannot run here: %s\n", msg.c_str());
-  std::exit(3);
-}
-
-std::string ReadCommOf(const char* tid) {
-  std::ifstream in(std::string("/proc/self/task/") + tid + "/comm");
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
+long long g_base_net = -1;
+std::string g_cgroup;  // --cgroup: the empty pids cgroup the cgroup case joins
 
 // The program's threads: /proc/self/task entries, without the shim's own (the template and its
 // spare threads, named "pristine-tmpl" until a spare is handed a start routine).
-int CountTasks() {
-  int n = 0;
-  DIR* d = opendir("/proc/self/task");
-  if (d == nullptr) return -1;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::string comm = ReadCommOf(e->d_name);
-    if (comm.rfind("pristine-", 0) == 0) continue;
-    ++n;
-  }
-  closedir(d);
-  return n;
-}
+int CountTasks() { return testapp::CountProgramTasks(); }
 
 int CountMaps() {
   std::ifstream in("/proc/self/maps");
@@ -110,29 +92,16 @@ int SettledTasks(int expect) {
   return n;
 }
 
-ino_t NetInode() {
-  struct stat st;
-  return stat("/proc/thread-self/ns/net", &st) == 0 ? st.st_ino : 0;
-}
-
-const char* ErrName(int e) {
-  switch (e) {
-    case 0: return "0";
-    case EAGAIN: return "EAGAIN";
-    case ENOMEM: return "ENOMEM";
-    case EINVAL: return "EINVAL";
-    case EPERM: return "EPERM";
-    default: return "other";
-  }
-}
+long long NetInode() { return testapp::NsInode("net"); }
 
 void SetupAltNetns() {
   g_base_net = NetInode();
+  if (g_base_net < 0) CannotRunHere("cannot read /proc/thread-self/ns/net");
   std::thread helper([] {
     if (unshare(CLONE_NEWNET) == 0) g_alt_net_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   });
   helper.join();
-  if (g_alt_net_fd < 0) Unsupported("no network namespaces (need CAP_SYS_ADMIN)");
+  if (g_alt_net_fd < 0) CannotRunHere("no network namespaces (need CAP_SYS_ADMIN)");
 }
 
 void Taint() {
@@ -225,22 +194,19 @@ void* HeldChild(void* p) {
 }
 
 int CaseCgroup() {
-  std::string parent;
-  if (!t3::FindPidsCgroup(&parent)) Unsupported("no pids cgroup controller found");
-  std::string dir = parent + "/pristine-faults-" + std::to_string(getpid());
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) Unsupported("mkdir " + dir);
-  if (!t3::WriteFile(dir + "/cgroup.procs", std::to_string(getpid()))) {
-    rmdir(dir.c_str());
-    Unsupported("cannot join " + dir);
-  }
+  // The test makes the (empty) cgroup, and removes it once the process has exited.
+  const std::string& dir = g_cgroup;
+  if (dir.empty()) CannotRunHere("the cgroup case needs --cgroup DIR");
+  if (!testapp::WriteFile(dir + "/cgroup.procs", std::to_string(getpid())))
+    CannotRunHere("cannot join " + dir + ": " + ErrName(errno));
   // An absolute limit, set before the program creates anything: room for kRoom more tasks. The
   // shim's own threads (template, spares) count against it too; a spare is given back when a
   // create would fail, so the program can hold as many threads as without the shim, or one fewer
   // (the template).
   constexpr int kRoom = 12;
-  std::string cur = t3::ReadFirstLine(dir + "/pids.current");
+  std::string cur = testapp::ReadFirstLine(dir + "/pids.current");
   long max = std::atol(cur.c_str()) + kRoom;
-  if (!t3::WriteFile(dir + "/pids.max", std::to_string(max))) {
+  if (!testapp::WriteFile(dir + "/pids.max", std::to_string(max))) {
     std::fprintf(stderr, "faults: cannot set pids.max\n");
     std::exit(1);
   }
@@ -267,7 +233,7 @@ int CaseCgroup() {
     r.Add("held_default_attr", held_default);
     held.release.store(true);
     for (pthread_t t : held.threads) pthread_join(t, nullptr);
-    t3::WriteFile(dir + "/pids.max", "max");
+    testapp::WriteFile(dir + "/pids.max", "max");
     r.AddStr("rc_after", ErrName(CreateJoin()));
   });
   r.Add("pids_max", max);
@@ -275,8 +241,6 @@ int CaseCgroup() {
   r.Add("tasks_after", SettledTasks(tasks0));
   r.Add("maps_before", maps0);
   r.Add("maps_after", CountMaps());
-  t3::WriteFile(parent + "/cgroup.procs", std::to_string(getpid()));
-  rmdir(dir.c_str());
   r.Print();
   return 0;
 }
@@ -284,7 +248,7 @@ int CaseCgroup() {
 // ---------------------------------------------------------------------------------------------
 
 int CaseNproc() {
-  if (getuid() != 0) Unsupported("needs root to drop to uid 65534");
+  if (getuid() != 0) CannotRunHere("needs root to drop to uid 65534");
   Result r;
   std::atomic<int> phase{0};
   int rc_after = -1, tasks0 = 0, maps0 = 0, tasks1 = 0, maps1 = 0;
@@ -532,7 +496,8 @@ int CaseExit(int delay_us) {
 
 [[noreturn]] void Usage(const char* msg) {
   std::fprintf(stderr,
-               "faults: %s\nusage: faults cgroup|nproc|rlimit-as|eintr|cancel|exit [--rounds N]\n",
+               "faults: %s\nusage: faults cgroup|nproc|rlimit-as|eintr|cancel|exit [--rounds N] "
+               "[--cgroup DIR]\n",
                msg);
   std::exit(2);
 }
@@ -545,6 +510,7 @@ int main(int argc, char** argv) {
   int rounds = -1;
   for (int i = 2; i < argc; ++i) {
     if (std::strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) rounds = std::atoi(argv[++i]);
+    else if (std::strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc) g_cgroup = argv[++i];
     else Usage("bad option");
   }
   SetupAltNetns();

@@ -48,6 +48,8 @@
 #include <string>
 #include <vector>
 
+#include "thread_state.h"
+
 extern char** environ;
 
 // Declared by glibc without a header for programs.
@@ -64,12 +66,7 @@ constexpr int kKindCount = sizeof kKinds / sizeof kKinds[0];
 
 pid_t Tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
-ino_t NsInode(const char* ns) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/thread-self/ns/%s", ns);
-  struct stat st;
-  return stat(path, &st) == 0 ? st.st_ino : 0;
-}
+using testapp::NsInode;
 
 uint64_t CapEffective() {
   __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -79,7 +76,7 @@ uint64_t CapEffective() {
 }
 
 struct Baseline {
-  ino_t net, uts, ipc;
+  long long net, uts, ipc;
   cpu_set_t affinity;
   pid_t main_tid;
   int second_netns = -1;  // a netns to setns into (held by a forked helper process)
@@ -267,6 +264,8 @@ int RunOne(int workers, int children, bool warm, unsigned seed) {
   g_base.net = NsInode("net");
   g_base.uts = NsInode("uts");
   g_base.ipc = NsInode("ipc");
+  if (g_base.net < 0 || g_base.uts < 0 || g_base.ipc < 0)
+    testapp::CannotRunHere("cannot read /proc/thread-self/ns");
   g_base.main_tid = Tid();
   sched_getaffinity(0, sizeof g_base.affinity, &g_base.affinity);
   g_base.sentinel_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);

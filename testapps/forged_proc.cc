@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // forged_proc: the library's /proc reads must not follow a tainted thread's root or mount
-// namespace (issue 11 item 3). A thread that chroot()ed into a directory it controls, or entered
+// namespace. A thread that chroot()ed into a directory it controls, or entered
 // a mount namespace whose /proc is something else, would otherwise feed the library forged
 // privileges or a forged thread count.
 //
@@ -16,7 +16,7 @@
 // with EPERM. It then creates a thread with default attributes, which reports its privileges
 // with system calls only, and whether getppid() is denied.
 // JSON: {"caller": P, "child": P, "child_getppid_denied": bool, "create_rc": 0}
-//   P = {"cap_eff", "cap_prm", "cap_inh", "uid", "gid", "nnp", "seccomp"} (regress_util.h)
+//   P = {"cap_eff", "cap_prm", "cap_inh", "uid", "gid", "nnp", "seccomp"} (WritePrivs, thread_state.h)
 //
 // --count: a worker makes its fs private and creates a mount namespace M (unshare(CLONE_NEWNS),
 // every mount made private first, so nothing propagates out) whose /proc is DIR/proc, a bind
@@ -40,7 +40,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "regress_util.h"
+#include "thread_state.h"
 
 namespace {
 
@@ -55,7 +55,7 @@ void MkdirP(const std::string& path) {
   while (std::getline(ss, part, '/')) {
     if (part.empty()) continue;
     cur += "/" + part;
-    if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) t3::Die("mkdir " + cur);
+    if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) testapp::Die("mkdir " + cur);
   }
 }
 
@@ -69,17 +69,17 @@ std::string ReadAll(const std::string& path) {
 void WriteAll(const std::string& path, const std::string& data) {
   std::ofstream out(path);
   out << data;
-  if (!out) t3::Die("write " + path);
+  if (!out) testapp::Die("write " + path);
 }
 
 // ---- --drop ----
 
-rg::Privs g_caller, g_child;
+testapp::Privs g_caller, g_child;
 bool g_child_denied = false;
 
 void* Child(void*) {
-  g_child = rg::ReadPrivs();
-  g_child_denied = rg::InlineSyscall(SYS_getppid) == -EPERM;
+  g_child = testapp::ReadPrivs();
+  g_child_denied = testapp::InlineSyscall(SYS_getppid) == -EPERM;
   return nullptr;
 }
 
@@ -93,14 +93,14 @@ void InstallFilter() {
   struct sock_fprog prog = {static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
       prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) {
-    t3::Unsupported("seccomp filter");
+    testapp::CannotRunHere("seccomp filter");
   }
 }
 
 int g_create_rc = -1;
 
 void* DropWorker(void*) {
-  if (unshare(CLONE_FS) != 0) t3::Unsupported("unshare(CLONE_FS)");
+  if (unshare(CLONE_FS) != 0) testapp::CannotRunHere("unshare(CLONE_FS)");
   std::string root = g_dir + "/root";
   MkdirP(root + "/proc/thread-self");
   WriteAll(root + "/proc/thread-self/status", ReadAll("/proc/thread-self/status"));
@@ -116,21 +116,21 @@ void* DropWorker(void*) {
     }
     closedir(d);
   }
-  if (chroot(root.c_str()) != 0 || chdir("/") != 0) t3::Unsupported("chroot");
+  if (chroot(root.c_str()) != 0 || chdir("/") != 0) testapp::CannotRunHere("chroot");
   std::stringstream ss(g_drop);
   std::string step;
   while (std::getline(ss, step, ',')) {
     if (step == "caps") {
-      if (!rg::SetCaps(0, 0, 0, false)) t3::Unsupported("capset");
+      if (!testapp::SetCaps(0, 0, 0, false)) testapp::CannotRunHere("capset");
     } else if (step == "nnp") {
-      if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) t3::Unsupported("nnp");
+      if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) testapp::CannotRunHere("nnp");
     } else if (step == "seccomp") {
       InstallFilter();
     } else {
-      t3::Die("unknown --drop step " + step);
+      testapp::Die("unknown --drop step " + step);
     }
   }
-  g_caller = rg::ReadPrivs();
+  g_caller = testapp::ReadPrivs();
   pthread_t t;
   g_create_rc = pthread_create(&t, nullptr, Child, nullptr);
   if (g_create_rc == 0) pthread_join(t, nullptr);
@@ -142,22 +142,22 @@ void* DropWorker(void*) {
 bool g_child_shares_main_fs = false;
 
 void* CountChild(void*) {
-  g_child_shares_main_fs = syscall(SYS_kcmp, g_main_tid, t3::Gettid(), KCMP_FS, 0, 0) == 0;
+  g_child_shares_main_fs = syscall(SYS_kcmp, g_main_tid, testapp::Gettid(), KCMP_FS, 0, 0) == 0;
   return nullptr;
 }
 
 void* CountWorker(void*) {
   int orig = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
-  if (orig < 0) t3::Unsupported("open mnt ns");
+  if (orig < 0) testapp::CannotRunHere("open mnt ns");
   // /proc/self/stat with field 20 (num_threads) set to 1.
   std::string stat = ReadAll("/proc/self/stat");
   size_t close_paren = stat.rfind(')');
-  if (close_paren == std::string::npos) t3::Die("parse stat");
+  if (close_paren == std::string::npos) testapp::Die("parse stat");
   std::stringstream fields(stat.substr(close_paren + 2));
   std::vector<std::string> f;
   std::string x;
   while (fields >> x) f.push_back(x);
-  if (f.size() < 18) t3::Die("parse stat fields");
+  if (f.size() < 18) testapp::Die("parse stat fields");
   f[17] = "1";  // field 20 of the line is the 18th after the command
   std::string forged = stat.substr(0, close_paren + 1);
   for (auto& v : f) forged += " " + v;
@@ -166,17 +166,17 @@ void* CountWorker(void*) {
   MkdirP(fake + "/self");
   WriteAll(fake + "/self/stat", forged);
 
-  if (unshare(CLONE_FS) != 0) t3::Unsupported("unshare(CLONE_FS)");
-  if (unshare(CLONE_NEWNS) != 0) t3::Unsupported("unshare(CLONE_NEWNS)");
+  if (unshare(CLONE_FS) != 0) testapp::CannotRunHere("unshare(CLONE_FS)");
+  if (unshare(CLONE_NEWNS) != 0) testapp::CannotRunHere("unshare(CLONE_NEWNS)");
   // Private first: the bind mount below must stay in this namespace.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-    t3::Unsupported("make / private");
+    testapp::CannotRunHere("make / private");
   }
   int m = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
-  if (m < 0) t3::Unsupported("open new mnt ns");
-  if (mount(fake.c_str(), "/proc", nullptr, MS_BIND, nullptr) != 0) t3::Unsupported("bind /proc");
-  if (setns(orig, CLONE_NEWNS) != 0) t3::Die("setns back: " + t3::ErrName(errno));
-  if (setns(m, CLONE_NEWNS) != 0) t3::Die("setns into M: " + t3::ErrName(errno));
+  if (m < 0) testapp::CannotRunHere("open new mnt ns");
+  if (mount(fake.c_str(), "/proc", nullptr, MS_BIND, nullptr) != 0) testapp::CannotRunHere("bind /proc");
+  if (setns(orig, CLONE_NEWNS) != 0) testapp::Die("setns back: " + testapp::ErrName(errno));
+  if (setns(m, CLONE_NEWNS) != 0) testapp::Die("setns into M: " + testapp::ErrName(errno));
   pthread_t t;
   g_create_rc = pthread_create(&t, nullptr, CountChild, nullptr);
   if (g_create_rc == 0) pthread_join(t, nullptr);
@@ -198,10 +198,10 @@ int main(int argc, char** argv) {
     }
   }
   if (g_dir.empty() || (g_drop.empty() == !count)) return 2;
-  g_main_tid = t3::Gettid();
+  g_main_tid = testapp::Gettid();
   pthread_t w;
   if (pthread_create(&w, nullptr, count ? CountWorker : DropWorker, nullptr) != 0) {
-    t3::Die("pthread_create(worker)");
+    testapp::Die("pthread_create(worker)");
   }
   pthread_join(w, nullptr);
 
@@ -210,13 +210,13 @@ int main(int argc, char** argv) {
   out.key("create_rc"); out.value(g_create_rc);
   if (count) {
     out.key("child_shares_main_fs"); out.value(g_child_shares_main_fs);
-    out.key("tasks"); out.value(t3::CountTasks());
+    out.key("tasks"); out.value(testapp::CountTasks());
   } else {
-    out.key("caller"); rg::WritePrivs(out, g_caller);
-    out.key("child"); rg::WritePrivs(out, g_child);
+    out.key("caller"); testapp::WritePrivs(out, g_caller);
+    out.key("child"); testapp::WritePrivs(out, g_child);
     out.key("child_getppid_denied"); out.value(g_child_denied);
   }
   out.end_object();
-  t3::PrintJson(out);
+  testapp::PrintJson(out);
   return 0;
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// fork_stack: nothing of the library's threads in a forked child's stack cache (issue 18
-// item 2). In a forked child glibc puts the stacks of the parent's other threads into its stack
+// fork_stack: nothing of the library's threads in a forked child's stack cache.
+// In a forked child glibc puts the stacks of the parent's other threads into its stack
 // cache and hands them to later creates that ask for up to a quarter of their size; a stack the
 // library's template used there would give a thread that asked for a small stack a larger one,
 // whose overflow never reaches the guard page it asked for.
@@ -22,7 +22,7 @@
 #include <pthread.h>
 #include <sched.h>
 
-#include "regress_util.h"
+#include "thread_state.h"
 
 namespace {
 
@@ -33,14 +33,14 @@ int g_pipe[2];
 void* Nothing(void*) { return nullptr; }
 
 void* Worker(void*) {
-  if (unshare(CLONE_FS) != 0) t3::Unsupported("unshare(CLONE_FS)");
+  if (unshare(CLONE_FS) != 0) testapp::CannotRunHere("unshare(CLONE_FS)");
   pthread_t t;
-  if (pthread_create(&t, nullptr, Nothing, nullptr) != 0) t3::Die("pthread_create(default)");
+  if (pthread_create(&t, nullptr, Nothing, nullptr) != 0) testapp::Die("pthread_create(default)");
   pthread_join(t, nullptr);
   pthread_attr_t a;
   pthread_attr_init(&a);
   pthread_attr_setstacksize(&a, 1 << 20);
-  if (pthread_create(&t, &a, Nothing, nullptr) != 0) t3::Die("pthread_create(attr)");
+  if (pthread_create(&t, &a, Nothing, nullptr) != 0) testapp::Die("pthread_create(attr)");
   pthread_attr_destroy(&a);
   pthread_join(t, nullptr);
   return nullptr;
@@ -68,7 +68,7 @@ __attribute__((noinline)) void* Overflow(void*) {
 
 pid_t ForkWithSmallStackThread(void* (*start)(void*)) {
   pid_t pid = fork();
-  if (pid < 0) t3::Die("fork");
+  if (pid < 0) testapp::Die("fork");
   if (pid > 0) return pid;
   pthread_attr_t a;
   pthread_attr_init(&a);
@@ -90,30 +90,30 @@ int main(int argc, char**) {
     return 2;
   }
   pthread_t w;
-  if (pthread_create(&w, nullptr, Worker, nullptr) != 0) t3::Die("pthread_create(worker)");
+  if (pthread_create(&w, nullptr, Worker, nullptr) != 0) testapp::Die("pthread_create(worker)");
   pthread_join(w, nullptr);
-  int parent_tasks = t3::CountTasks();
-  if (pipe2(g_pipe, O_CLOEXEC) != 0) t3::Die("pipe");
+  int parent_tasks = testapp::CountTasks();
+  if (pipe2(g_pipe, O_CLOEXEC) != 0) testapp::Die("pipe");
 
   size_t sizes[2] = {0, 0};
   pid_t sizer = ForkWithSmallStackThread(ReportSizes);
   close(g_pipe[1]);
   if (read(g_pipe[0], sizes, sizeof sizes) != sizeof sizes) sizes[0] = sizes[1] = 0;
   bool hung = false;
-  int sizer_status = rg::WaitChild(sizer, 60, &hung);
-  if (hung || sizer_status != 0) t3::Die("the first child failed: " + rg::DescribeStatus(sizer_status));
+  int sizer_status = testapp::WaitChild(sizer, 60, &hung);
+  if (hung || sizer_status != 0) testapp::Die("the first child failed: " + testapp::DescribeStatus(sizer_status));
 
   pid_t overflower = ForkWithSmallStackThread(Overflow);
-  int status = rg::WaitChild(overflower, 60, &hung);
+  int status = testapp::WaitChild(overflower, 60, &hung);
 
   JsonWriter out;
   out.begin_object();
   out.key("requested"); out.value(static_cast<unsigned long>(kRequested));
   out.key("stack_size"); out.value(static_cast<unsigned long>(sizes[0]));
   out.key("guard_size"); out.value(static_cast<unsigned long>(sizes[1]));
-  out.key("overflow_status"); out.value(hung ? std::string("hung") : rg::DescribeStatus(status));
+  out.key("overflow_status"); out.value(hung ? std::string("hung") : testapp::DescribeStatus(status));
   out.key("parent_tasks"); out.value(parent_tasks);
   out.end_object();
-  t3::PrintJson(out);
+  testapp::PrintJson(out);
   return 0;
 }

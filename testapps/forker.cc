@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// forker: fork, posix_spawn, vfork and system() under the shim (PRODUCT.md, "Baseline": a forked
-// child's baseline is the forking thread's state; issue 3 item 4).
+// forker: fork, posix_spawn, vfork and system() under the shim (README, "Baseline": a forked
+// child's baseline is the forking thread's state).
 //
 //   forker --mode child-baseline
 //     main records its net namespace ("baseline_net"); a worker unshares its net namespace
@@ -32,13 +32,13 @@
 
 #include <atomic>
 
-#include "issue3_util.h"
+#include "thread_state.h"
 
 extern char** environ;
 
 namespace {
 
-long long NetOf() { return t3::NsInode("net"); }
+long long NetOf() { return testapp::NsInode("net"); }
 
 // Creates a thread that runs fn (captureless) with arg, joins it; returns the thread's
 // net inode (or -errno of the create as a negative number).
@@ -55,7 +55,7 @@ long long ThreadNet() {
 }
 
 void Unshare(int flags) {
-  if (unshare(flags) != 0) t3::Unsupported("unshare: " + t3::ErrName(errno));
+  if (unshare(flags) != 0) testapp::CannotRunHere("unshare: " + testapp::ErrName(errno));
 }
 
 int WaitStatus(pid_t pid) {
@@ -69,10 +69,10 @@ int WaitStatus(pid_t pid) {
 // Forks; the child runs body(), which returns a JSON string written to the pipe, then _exit(0).
 std::string ForkAndReport(std::string (*body)()) {
   int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) t3::Die("pipe");
+  if (pipe2(p, O_CLOEXEC) != 0) testapp::Die("pipe");
   std::fflush(nullptr);
   pid_t pid = fork();
-  if (pid < 0) t3::Die("fork: " + t3::ErrName(errno));
+  if (pid < 0) testapp::Die("fork: " + testapp::ErrName(errno));
   if (pid == 0) {
     close(p[0]);
     std::string s = body();
@@ -150,7 +150,7 @@ void ModeChildBaseline() {
         r->parent_child = ThreadNet();
         return nullptr;
       }, &r) != 0)
-    t3::Die("worker");
+    testapp::Die("worker");
   pthread_join(th, nullptr);
   JsonWriter w;
   w.begin_object();
@@ -160,7 +160,7 @@ void ModeChildBaseline() {
   w.key("child2"); w.raw(r.c2);
   w.key("parent_child_net"); w.value(r.parent_child);
   w.end_object();
-  t3::PrintJson(w);
+  testapp::PrintJson(w);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,12 +222,12 @@ void ModeStress(int creators) {
   std::vector<pthread_t> ths;
   for (int i = 0; i < creators; ++i) {
     pthread_t th;
-    if (pthread_create(&th, nullptr, Creator, nullptr) != 0) t3::Die("creator");
+    if (pthread_create(&th, nullptr, Creator, nullptr) != 0) testapp::Die("creator");
     ths.push_back(th);
   }
   for (void* tainted : {static_cast<void*>(nullptr), reinterpret_cast<void*>(1)}) {
     pthread_t th;
-    if (pthread_create(&th, nullptr, Forker, tainted) != 0) t3::Die("forker");
+    if (pthread_create(&th, nullptr, Forker, tainted) != 0) testapp::Die("forker");
     ths.push_back(th);
   }
   for (pthread_t th : ths) pthread_join(th, nullptr);
@@ -245,7 +245,7 @@ void ModeStress(int creators) {
   for (int st : g_bad_statuses) w.value(st);
   w.end_array();
   w.end_object();
-  t3::PrintJson(w);
+  testapp::PrintJson(w);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,7 +272,7 @@ std::string ReadAll(int fd) {
 Spawned ViaPosixSpawn() {
   Spawned r;
   int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) t3::Die("pipe");
+  if (pipe2(p, O_CLOEXEC) != 0) testapp::Die("pipe");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, p[1], 1);
@@ -283,7 +283,7 @@ Spawned ViaPosixSpawn() {
   close(p[1]);
   if (rc != 0) {
     close(p[0]);
-    r.out = "posix_spawn: " + t3::ErrName(rc);
+    r.out = "posix_spawn: " + testapp::ErrName(rc);
     return r;
   }
   r.out = ReadAll(p[0]);
@@ -295,7 +295,7 @@ Spawned ViaPosixSpawn() {
 Spawned ViaVfork() {
   Spawned r;
   int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) t3::Die("pipe");
+  if (pipe2(p, O_CLOEXEC) != 0) testapp::Die("pipe");
   const char* argv[] = {"sh", "-c", kNetCmd, nullptr};
   pid_t pid = vfork();
   if (pid == 0) {
@@ -306,7 +306,7 @@ Spawned ViaVfork() {
   close(p[1]);
   if (pid < 0) {
     close(p[0]);
-    r.out = "vfork: " + t3::ErrName(errno);
+    r.out = "vfork: " + testapp::ErrName(errno);
     return r;
   }
   r.out = ReadAll(p[0]);
@@ -320,7 +320,7 @@ Spawned ViaSystem() {
   // system() writes to our stdout: redirect the shell's output to a pipe we read afterwards
   // (the output is a few bytes: the pipe buffer holds it).
   int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) t3::Die("pipe");
+  if (pipe2(p, O_CLOEXEC) != 0) testapp::Die("pipe");
   std::string cmd = "exec >&" + std::to_string(p[1]) + "; " + kNetCmd;
   // The write end must survive exec: drop O_CLOEXEC on it for the shell.
   fcntl(p[1], F_SETFD, 0);
@@ -360,14 +360,14 @@ void ModeSpawn() {
         *static_cast<std::string*>(p) = SpawnAll();
         return nullptr;
       }, &from_worker) != 0)
-    t3::Die("worker");
+    testapp::Die("worker");
   pthread_join(th, nullptr);
   JsonWriter w;
   w.begin_object();
   w.key("main"); w.raw(from_main);
   w.key("tainted_worker"); w.raw(from_worker);
   w.end_object();
-  t3::PrintJson(w);
+  testapp::PrintJson(w);
 }
 
 [[noreturn]] void Usage() {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // glibc_threads: threads that glibc creates internally (timer_create and mq_notify with
 // SIGEV_THREAD, getaddrinfo_a, POSIX aio). They are started by glibc's internal create, which an
-// LD_PRELOAD interposer of pthread_create never sees (issue 3 item 6).
+// LD_PRELOAD interposer of pthread_create never sees.
 //
 //   glibc_threads --mode timer|mq|gai|aio [--taint net|files|net,files|none] [--mq-name /NAME]
 //                 [--file PATH]
@@ -30,7 +30,7 @@
 #include <signal.h>
 #include <time.h>
 
-#include "issue3_util.h"
+#include "thread_state.h"
 
 namespace {
 
@@ -61,7 +61,7 @@ void Finish(Ctx* c) {
 
 void TimerCb(union sigval v) {
   auto* c = static_cast<Ctx*>(v.sival_ptr);
-  c->callback_net = t3::NsInode("net");
+  c->callback_net = testapp::NsInode("net");
   c->ok = true;
   c->detail = "fired";
   Finish(c);
@@ -69,21 +69,21 @@ void TimerCb(union sigval v) {
 
 void MqCb(union sigval v) {
   auto* c = static_cast<Ctx*>(v.sival_ptr);
-  c->callback_net = t3::NsInode("net");
+  c->callback_net = testapp::NsInode("net");
   char msg[128];
   ssize_t n = mq_receive(c->mq, msg, sizeof msg, nullptr);
   if (n >= 0) {
     c->ok = true;
     c->detail.assign(msg, static_cast<size_t>(n));
   } else {
-    c->detail = "mq_receive: " + t3::ErrName(errno);
+    c->detail = "mq_receive: " + testapp::ErrName(errno);
   }
   Finish(c);
 }
 
 void GaiCb(union sigval v) {
   auto* c = static_cast<Ctx*>(v.sival_ptr);
-  c->callback_net = t3::NsInode("net");
+  c->callback_net = testapp::NsInode("net");
   int e = gai_error(&c->gai);
   if (e == 0 && c->gai.ar_result != nullptr) {
     char host[NI_MAXHOST];
@@ -102,14 +102,14 @@ void GaiCb(union sigval v) {
 
 void AioCb(union sigval v) {
   auto* c = static_cast<Ctx*>(v.sival_ptr);
-  c->callback_net = t3::NsInode("net");
+  c->callback_net = testapp::NsInode("net");
   int e = aio_error(&c->aio);
   if (e == 0) {
     ssize_t n = aio_return(&c->aio);
     c->ok = n >= 0;
     c->detail.assign(c->buf, n > 0 ? static_cast<size_t>(n) : 0);
   } else {
-    c->detail = "aio_error: " + t3::ErrName(e);
+    c->detail = "aio_error: " + testapp::ErrName(e);
   }
   Finish(c);
 }
@@ -128,11 +128,11 @@ std::string Start(Ctx* c) {
   if (g_mode == "timer") {
     struct sigevent sev = ThreadEvent(TimerCb, c);
     timer_t t;
-    if (timer_create(CLOCK_MONOTONIC, &sev, &t) != 0) return "timer_create: " + t3::ErrName(errno);
+    if (timer_create(CLOCK_MONOTONIC, &sev, &t) != 0) return "timer_create: " + testapp::ErrName(errno);
     struct itimerspec its;
     std::memset(&its, 0, sizeof its);
     its.it_value.tv_nsec = 1000000;
-    if (timer_settime(t, 0, &its, nullptr) != 0) return "timer_settime: " + t3::ErrName(errno);
+    if (timer_settime(t, 0, &its, nullptr) != 0) return "timer_settime: " + testapp::ErrName(errno);
     return "";
   }
   if (g_mode == "mq") {
@@ -141,10 +141,10 @@ std::string Start(Ctx* c) {
     attr.mq_maxmsg = 4;
     attr.mq_msgsize = 128;
     c->mq = mq_open(g_mq_name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attr);
-    if (c->mq == static_cast<mqd_t>(-1)) t3::Unsupported("mq_open " + g_mq_name + ": " + t3::ErrName(errno));
+    if (c->mq == static_cast<mqd_t>(-1)) testapp::CannotRunHere("mq_open " + g_mq_name + ": " + testapp::ErrName(errno));
     struct sigevent sev = ThreadEvent(MqCb, c);
-    if (mq_notify(c->mq, &sev) != 0) return "mq_notify: " + t3::ErrName(errno);
-    if (mq_send(c->mq, "pristine", 8, 0) != 0) return "mq_send: " + t3::ErrName(errno);
+    if (mq_notify(c->mq, &sev) != 0) return "mq_notify: " + testapp::ErrName(errno);
+    if (mq_send(c->mq, "pristine", 8, 0) != 0) return "mq_send: " + testapp::ErrName(errno);
     return "";
   }
   if (g_mode == "gai") {
@@ -162,14 +162,14 @@ std::string Start(Ctx* c) {
   }
   // aio
   int fd = open(g_file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return "open " + g_file + ": " + t3::ErrName(errno);
+  if (fd < 0) return "open " + g_file + ": " + testapp::ErrName(errno);
   std::memset(&c->aio, 0, sizeof c->aio);
   c->aio.aio_fildes = fd;
   c->aio.aio_buf = c->buf;
   c->aio.aio_nbytes = sizeof c->buf - 1;
   c->aio.aio_offset = 0;
   c->aio.aio_sigevent = ThreadEvent(AioCb, c);
-  if (aio_read(&c->aio) != 0) return "aio_read: " + t3::ErrName(errno);
+  if (aio_read(&c->aio) != 0) return "aio_read: " + testapp::ErrName(errno);
   return "";
 }
 
@@ -183,11 +183,11 @@ pid_t g_main_tid;
 
 void* Worker(void* p) {
   auto* out = static_cast<WorkerOut*>(p);
-  if (g_taint_net && unshare(CLONE_NEWNET) != 0) t3::Unsupported("unshare(CLONE_NEWNET): " + t3::ErrName(errno));
-  if (g_taint_files && unshare(CLONE_FILES) != 0) t3::Unsupported("unshare(CLONE_FILES): " + t3::ErrName(errno));
-  out->caller_net = t3::NsInode("net");
+  if (g_taint_net && unshare(CLONE_NEWNET) != 0) testapp::CannotRunHere("unshare(CLONE_NEWNET): " + testapp::ErrName(errno));
+  if (g_taint_files && unshare(CLONE_FILES) != 0) testapp::CannotRunHere("unshare(CLONE_FILES): " + testapp::ErrName(errno));
+  out->caller_net = testapp::NsInode("net");
   // kcmp(main, self, KCMP_FILES): 0 means the same fd table.
-  long k = syscall(SYS_kcmp, static_cast<long>(g_main_tid), static_cast<long>(t3::Gettid()),
+  long k = syscall(SYS_kcmp, static_cast<long>(g_main_tid), static_cast<long>(testapp::Gettid()),
                    2 /* KCMP_FILES */, 0L, 0L);
   out->files_private = k < 0 ? -1 : (k != 0 ? 1 : 0);
   out->error = Start(&g_ctx);
@@ -195,7 +195,7 @@ void* Worker(void* p) {
     while (sem_wait(&g_ctx.done) != 0) {
     }
   }
-  out->caller_net_after = t3::NsInode("net");
+  out->caller_net_after = testapp::NsInode("net");
   return nullptr;
 }
 
@@ -226,12 +226,12 @@ int main(int argc, char** argv) {
   if (g_mode == "aio" && g_file.empty()) Usage();
   if (g_mq_name.empty()) g_mq_name = "/pristine-glibc-threads-" + std::to_string(getpid());
   sem_init(&g_ctx.done, 0, 0);
-  long long baseline = t3::NsInode("net");
-  g_main_tid = t3::Gettid();
+  long long baseline = testapp::NsInode("net");
+  g_main_tid = testapp::Gettid();
   WorkerOut out;
   pthread_t th;
   int r = pthread_create(&th, nullptr, Worker, &out);
-  if (r != 0) t3::Die("worker: " + t3::ErrName(r));
+  if (r != 0) testapp::Die("worker: " + testapp::ErrName(r));
   pthread_join(th, nullptr);
   if (g_mode == "mq" && g_ctx.mq != static_cast<mqd_t>(-1)) {
     mq_close(g_ctx.mq);
@@ -251,7 +251,7 @@ int main(int argc, char** argv) {
   w.key("error");
   if (out.error.empty()) w.null(); else w.value(out.error);
   w.end_object();
-  t3::PrintJson(w);
+  testapp::PrintJson(w);
   // glibc's helper threads (timer, mq, aio, gai) may still exist: leave without destructors.
   _exit(0);
 }

@@ -31,6 +31,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "thread_state.h"
+
 namespace {
 
 struct Slot {
@@ -45,15 +47,12 @@ struct Slot {
 constexpr int kMaxCreates = 64;
 Slot g_slots[kMaxCreates];
 pid_t g_main_tid;
-ino_t g_base_net;
+long long g_base_net;
 const char* g_taint;
 int g_creates;
 bool g_race = false;
 
-ino_t OwnNet() {
-  struct stat st;
-  return stat("/proc/thread-self/ns/net", &st) == 0 ? st.st_ino : 0;
-}
+long long OwnNet() { return testapp::NsInode("net"); }
 
 void* Child(void* arg) {
   Slot* s = static_cast<Slot*>(arg);
@@ -121,6 +120,7 @@ int main(int argc, char** argv) {
   g_creates = std::atoi(argv[2]);
   g_main_tid = static_cast<pid_t>(syscall(SYS_gettid));
   g_base_net = OwnNet();
+  if (g_base_net < 0) testapp::CannotRunHere("cannot read /proc/thread-self/ns/net");
   Result r;
   pthread_t w;
   if (pthread_create(&w, nullptr, Worker, &r) != 0) {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// inherit_private_fds: an inherited namespace on a caller with a private fd table (issue 12
-// item 5). Run with PRISTINE_OPTIONS=net=inherit (and/or uts=inherit).
+// inherit_private_fds: an inherited namespace on a caller with a private fd table.
+// Run with PRISTINE_OPTIONS=net=inherit (and/or uts=inherit).
 //
 //   inherit_private_fds [--ns net|uts] [--also-fs] [--attr]
 //
@@ -21,7 +21,7 @@
 #include <semaphore.h>
 #include <sys/stat.h>
 
-#include "regress_util.h"
+#include "thread_state.h"
 
 namespace {
 
@@ -33,15 +33,15 @@ long long g_caller_ns = -1, g_child_ns = -1;
 int g_create_rc = -1;
 
 void* Child(void*) {
-  g_child_ns = t3::NsInode(g_ns.c_str());
+  g_child_ns = testapp::NsInode(g_ns.c_str());
   return nullptr;
 }
 
 void* Worker(void*) {
-  if (unshare(CLONE_FILES) != 0) t3::Unsupported("unshare(CLONE_FILES)");
-  if (g_also_fs && unshare(CLONE_FS) != 0) t3::Unsupported("unshare(CLONE_FS)");
-  if (unshare(g_ns == "net" ? CLONE_NEWNET : CLONE_NEWUTS) != 0) t3::Unsupported("unshare(ns)");
-  g_caller_ns = t3::NsInode(g_ns.c_str());
+  if (unshare(CLONE_FILES) != 0) testapp::CannotRunHere("unshare(CLONE_FILES)");
+  if (g_also_fs && unshare(CLONE_FS) != 0) testapp::CannotRunHere("unshare(CLONE_FS)");
+  if (unshare(g_ns == "net" ? CLONE_NEWNET : CLONE_NEWUTS) != 0) testapp::CannotRunHere("unshare(ns)");
+  g_caller_ns = testapp::NsInode(g_ns.c_str());
   sem_post(&g_tainted);
   while (sem_wait(&g_opened) != 0) {
   }
@@ -75,14 +75,14 @@ int main(int argc, char** argv) {
   if (g_ns != "net" && g_ns != "uts") return 2;
   sem_init(&g_tainted, 0, 0);
   sem_init(&g_opened, 0, 0);
-  long long baseline_ns = t3::NsInode(g_ns.c_str());
+  long long baseline_ns = testapp::NsInode(g_ns.c_str());
   pthread_t w;
-  if (pthread_create(&w, nullptr, Worker, nullptr) != 0) t3::Die("pthread_create(worker)");
+  if (pthread_create(&w, nullptr, Worker, nullptr) != 0) testapp::Die("pthread_create(worker)");
   while (sem_wait(&g_tainted) != 0) {
   }
   char path[] = "/tmp/pristine-inherit-fds-XXXXXX";
   int fd = mkstemp(path);
-  if (fd < 0) t3::Die("mkstemp");
+  if (fd < 0) testapp::Die("mkstemp");
   unlink(path);
   struct stat before;
   fstat(fd, &before);
@@ -102,8 +102,8 @@ int main(int argc, char** argv) {
   out.key("create_rc"); out.value(g_create_rc);
   out.key("main_fd"); out.value(fd);
   out.key("main_fd_same_file"); out.value(same);
-  out.key("main_fd_errno"); out.value(t3::ErrName(fstat_errno));
+  out.key("main_fd_errno"); out.value(testapp::ErrName(fstat_errno));
   out.end_object();
-  t3::PrintJson(out);
+  testapp::PrintJson(out);
   return 0;
 }

@@ -3,7 +3,7 @@
 // threads (timer_create and mq_notify with SIGEV_THREAD, getaddrinfo_a, aio_read/aio_write/
 // aio_fsync and their 64 forms, lio_listio and lio_listio64). The library puts these calls on a
 // clean thread, and must give the same result, the same errno and do the same I/O as glibc, bad
-// arguments included (issue 18 item 3).
+// arguments included.
 //
 //   libc_answers --dir DIR [--taint none|net]
 //
@@ -22,7 +22,7 @@
 #include <signal.h>
 #include <time.h>
 
-#include "issue3_util.h"
+#include "thread_state.h"
 
 namespace {
 
@@ -46,7 +46,7 @@ struct Case {
 int NewFile(const char* name) {
   std::string path = g_dir + "/" + name;
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) t3::Die("open " + path + ": " + t3::ErrName(errno));
+  if (fd < 0) testapp::Die("open " + path + ": " + testapp::ErrName(errno));
   return fd;
 }
 
@@ -97,7 +97,7 @@ void Extra(Outcome* o, const char* key, long long v) {
   o->extra.key(key);
   o->extra.value(v);
 }
-void ExtraErr(Outcome* o, const char* key, int e) { Extra(o, key, t3::ErrName(e)); }
+void ExtraErr(Outcome* o, const char* key, int e) { Extra(o, key, testapp::ErrName(e)); }
 
 template <typename F>
 void Call(Outcome* o, F f) {
@@ -359,7 +359,7 @@ void TimerCallerCpuClock(Outcome* o) {
   struct itimerspec its;
   std::memset(&its, 0, sizeof its);
   its.it_value.tv_sec = 100;
-  if (timer_settime(t, 0, &its, nullptr) != 0) t3::Die("timer_settime: " + t3::ErrName(errno));
+  if (timer_settime(t, 0, &its, nullptr) != 0) testapp::Die("timer_settime: " + testapp::ErrName(errno));
   struct timespec start, now;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start);
   do {
@@ -395,7 +395,7 @@ void MqAlreadyRegistered(Outcome* o) {
   attr.mq_maxmsg = 4;
   attr.mq_msgsize = 16;
   mqd_t mq = mq_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attr);
-  if (mq == static_cast<mqd_t>(-1)) t3::Unsupported("mq_open " + name + ": " + t3::ErrName(errno));
+  if (mq == static_cast<mqd_t>(-1)) testapp::CannotRunHere("mq_open " + name + ": " + testapp::ErrName(errno));
   mq_unlink(name.c_str());
   struct sigevent sev = ThreadEvent();
   long first = mq_notify(mq, &sev);
@@ -444,9 +444,9 @@ struct WorkerOut {
 void* Worker(void* p) {
   auto* out = static_cast<WorkerOut*>(p);
   if (g_taint_net && unshare(CLONE_NEWNET) != 0) {
-    t3::Unsupported("unshare(CLONE_NEWNET): " + t3::ErrName(errno));
+    testapp::CannotRunHere("unshare(CLONE_NEWNET): " + testapp::ErrName(errno));
   }
-  out->caller_net = t3::NsInode("net");
+  out->caller_net = testapp::NsInode("net");
   JsonWriter w;
   w.begin_object();
   for (const Case& c : kCases) {
@@ -457,7 +457,7 @@ void* Worker(void* p) {
     w.key(c.name);
     w.begin_object();
     w.key("rc"); w.value(o.rc);
-    w.key("errno"); w.value(o.rc == 0 ? std::string("0") : t3::ErrName(o.err));
+    w.key("errno"); w.value(o.rc == 0 ? std::string("0") : testapp::ErrName(o.err));
     w.key("observed"); w.raw(o.extra.str());
     w.end_object();
   }
@@ -483,11 +483,11 @@ int main(int argc, char** argv) {
     else Usage();
   }
   if (g_dir.empty()) Usage();
-  long long baseline = t3::NsInode("net");
+  long long baseline = testapp::NsInode("net");
   WorkerOut out;
   pthread_t th;
   int r = pthread_create(&th, nullptr, Worker, &out);
-  if (r != 0) t3::Die("worker: " + t3::ErrName(r));
+  if (r != 0) testapp::Die("worker: " + testapp::ErrName(r));
   pthread_join(th, nullptr);
   JsonWriter w;
   w.begin_object();
@@ -495,7 +495,7 @@ int main(int argc, char** argv) {
   w.key("caller_net"); w.value(out.caller_net);
   w.key("cases"); w.raw(out.cases);
   w.end_object();
-  t3::PrintJson(w);
+  testapp::PrintJson(w);
   // glibc's helper threads may still exist: leave without destructors.
   _exit(0);
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // libnext_interposer.so: a second preloaded interposer of unshare, as other tools are, which
-// finds the definition after itself with dlsym(RTLD_NEXT, "unshare") (issue 11 item 5). Preloaded
+// finds the definition after itself with dlsym(RTLD_NEXT, "unshare") (README, "What is seen, and how"). Preloaded
 // after libpristine.so it must get libc's; before it, libpristine's; never its own (which would
 // recurse). dlsym_libc reports what it found (next_interposer_next) and how often its unshare
 // ran (next_interposer_calls).

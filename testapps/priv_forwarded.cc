@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// priv_forwarded: never escalate, without exceptions (issue 11 item 4). Every thread that runs
+// priv_forwarded: never escalate, without exceptions (README, "Never escalate"). Every thread that runs
 // program code because of the library (a forwarded thread, a spare, glibc's own helper threads)
 // has at most the privileges of the thread that asked for it.
 //
@@ -32,7 +32,7 @@
 //       sees it) and creates a thread, which reports its namespace.
 // One JSON object: {"caller": P, "child": P|null, "child_denied": bool, "caller_open",
 //   "child_open", "steps": {...}, "tasks_before", "baseline_net", "caller_net", "child_net", "error": null|"..."}
-//   P as regress_util.h; "child" is the new thread or the notification function's thread.
+//   P as WritePrivs in thread_state.h; "child" is the new thread or the notification function's thread.
 // Exit 0, 2 usage, 3 cannot apply the set-up.
 #include <aio.h>
 #include <linux/filter.h>
@@ -46,7 +46,7 @@
 #include <sys/fsuid.h>
 #include <sys/prctl.h>
 
-#include "regress_util.h"
+#include "thread_state.h"
 
 // glibc exports capset(2) but declares it in no header (libcap's sys/capability.h does).
 extern "C" int capset(cap_user_header_t header, const cap_user_data_t data);
@@ -55,7 +55,7 @@ namespace {
 
 std::string g_case, g_mech, g_drop, g_taint, g_mq_name, g_file;
 
-rg::Privs g_caller, g_child;
+testapp::Privs g_caller, g_child;
 bool g_have_child = false;
 bool g_child_denied = false;
 std::string g_caller_open, g_child_open, g_error;
@@ -65,13 +65,13 @@ int g_tasks_before = -1;
 sem_t g_done;
 
 void RecordChild() {
-  g_child = rg::ReadPrivs();
+  g_child = testapp::ReadPrivs();
   g_have_child = true;
-  g_child_denied = rg::InlineSyscall(SYS_getppid) == -EPERM;
-  g_child_net = t3::NsInode("net");
+  g_child_denied = testapp::InlineSyscall(SYS_getppid) == -EPERM;
+  g_child_net = testapp::NsInode("net");
   if (!g_file.empty()) {
     int fd = open(g_file.c_str(), O_RDONLY | O_CLOEXEC);
-    g_child_open = fd >= 0 ? "0" : t3::ErrName(errno);
+    g_child_open = fd >= 0 ? "0" : testapp::ErrName(errno);
     if (fd >= 0) close(fd);
   }
 }
@@ -96,11 +96,11 @@ int CreateAndJoin() {
 
 void Taint(const std::string& taint) {
   if (taint == "net") {
-    if (unshare(CLONE_NEWNET) != 0) t3::Unsupported("unshare(CLONE_NEWNET)");
+    if (unshare(CLONE_NEWNET) != 0) testapp::CannotRunHere("unshare(CLONE_NEWNET)");
   } else if (taint == "fs") {
-    if (unshare(CLONE_FS) != 0) t3::Unsupported("unshare(CLONE_FS)");
+    if (unshare(CLONE_FS) != 0) testapp::CannotRunHere("unshare(CLONE_FS)");
   } else {
-    t3::Die("unknown taint " + taint);
+    testapp::Die("unknown taint " + taint);
   }
 }
 
@@ -132,11 +132,11 @@ void PrepareGlibc() {
     attr.mq_maxmsg = 4;
     attr.mq_msgsize = 64;
     g_glibc.mq = mq_open(g_mq_name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &attr);
-    if (g_glibc.mq == static_cast<mqd_t>(-1)) t3::Unsupported("mq_open: " + t3::ErrName(errno));
+    if (g_glibc.mq == static_cast<mqd_t>(-1)) testapp::CannotRunHere("mq_open: " + testapp::ErrName(errno));
     mq_unlink(g_mq_name.c_str());
   } else if (g_mech == "aio") {
     g_glibc.fd = open(g_file.c_str(), O_WRONLY | O_CLOEXEC);
-    if (g_glibc.fd < 0) t3::Unsupported("open --file: " + t3::ErrName(errno));
+    if (g_glibc.fd < 0) testapp::CannotRunHere("open --file: " + testapp::ErrName(errno));
   }
 }
 
@@ -144,16 +144,16 @@ std::string StartGlibc() {
   struct sigevent sev = ThreadEvent();
   if (g_mech == "timer") {
     timer_t t;
-    if (timer_create(CLOCK_MONOTONIC, &sev, &t) != 0) return "timer_create: " + t3::ErrName(errno);
+    if (timer_create(CLOCK_MONOTONIC, &sev, &t) != 0) return "timer_create: " + testapp::ErrName(errno);
     struct itimerspec its;
     memset(&its, 0, sizeof its);
     its.it_value.tv_nsec = 1000000;
-    if (timer_settime(t, 0, &its, nullptr) != 0) return "timer_settime: " + t3::ErrName(errno);
+    if (timer_settime(t, 0, &its, nullptr) != 0) return "timer_settime: " + testapp::ErrName(errno);
     return "";
   }
   if (g_mech == "mq") {
-    if (mq_notify(g_glibc.mq, &sev) != 0) return "mq_notify: " + t3::ErrName(errno);
-    if (mq_send(g_glibc.mq, "pristine", 8, 0) != 0) return "mq_send: " + t3::ErrName(errno);
+    if (mq_notify(g_glibc.mq, &sev) != 0) return "mq_notify: " + testapp::ErrName(errno);
+    if (mq_send(g_glibc.mq, "pristine", 8, 0) != 0) return "mq_send: " + testapp::ErrName(errno);
     return "";
   }
   if (g_mech == "gai") {
@@ -173,9 +173,9 @@ std::string StartGlibc() {
     g_glibc.aio.aio_buf = g_glibc.buf;
     g_glibc.aio.aio_nbytes = 8;
     g_glibc.aio.aio_sigevent = sev;
-    return aio_write(&g_glibc.aio) == 0 ? "" : "aio_write: " + t3::ErrName(errno);
+    return aio_write(&g_glibc.aio) == 0 ? "" : "aio_write: " + testapp::ErrName(errno);
   }
-  t3::Die("unknown --mech " + g_mech);
+  testapp::Die("unknown --mech " + g_mech);
 }
 
 void* GlibcWorker(void*) {
@@ -184,16 +184,16 @@ void* GlibcWorker(void*) {
   if (g_drop == "uid") {
     if (syscall(SYS_setresgid, 65534, 65534, 65534) != 0 ||
         syscall(SYS_setresuid, 65534, 65534, 65534) != 0) {
-      t3::Unsupported("setresuid");
+      testapp::CannotRunHere("setresuid");
     }
   } else if (g_drop == "nocaps") {
-    if (!rg::SetCaps(0, 0, 0, false) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-      t3::Unsupported("capset/no_new_privs");
+    if (!testapp::SetCaps(0, 0, 0, false) || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+      testapp::CannotRunHere("capset/no_new_privs");
     }
   } else {
-    t3::Die("unknown --drop " + g_drop);
+    testapp::Die("unknown --drop " + g_drop);
   }
-  g_caller = rg::ReadPrivs();
+  g_caller = testapp::ReadPrivs();
   g_error = StartGlibc();
   if (g_error.empty()) {
     while (sem_wait(&g_done) != 0) {
@@ -208,11 +208,11 @@ void* FsuidWorker(void*) {
   Taint("fs");
   setfsgid(65534);
   setfsuid(65534);
-  g_caller = rg::ReadPrivs();
+  g_caller = testapp::ReadPrivs();
   int fd = open(g_file.c_str(), O_RDONLY | O_CLOEXEC);
-  g_caller_open = fd >= 0 ? "0" : t3::ErrName(errno);
+  g_caller_open = fd >= 0 ? "0" : testapp::ErrName(errno);
   if (fd >= 0) close(fd);
-  if (int rc = CreateAndJoin()) g_error = "pthread_create: " + t3::ErrName(rc);
+  if (int rc = CreateAndJoin()) g_error = "pthread_create: " + testapp::ErrName(rc);
   return nullptr;
 }
 
@@ -221,7 +221,7 @@ void* FsuidWorker(void*) {
 void* InlineWorker(void*) {
   Taint("fs");
   if (g_drop == "caps") {
-    if (!rg::SetCaps(0, 0, 0, true)) t3::Unsupported("inline capset");
+    if (!testapp::SetCaps(0, 0, 0, true)) testapp::CannotRunHere("inline capset");
   } else if (g_drop == "seccomp") {
     struct sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
@@ -230,16 +230,16 @@ void* InlineWorker(void*) {
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
     struct sock_fprog prog = {static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
-    if (rg::InlineSyscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-        rg::InlineSyscall(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
+    if (testapp::InlineSyscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        testapp::InlineSyscall(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
                           reinterpret_cast<long>(&prog), 0, 0) != 0) {
-      t3::Unsupported("inline seccomp");
+      testapp::CannotRunHere("inline seccomp");
     }
   } else {
-    t3::Die("unknown --drop " + g_drop);
+    testapp::Die("unknown --drop " + g_drop);
   }
-  g_caller = rg::ReadPrivs();
-  if (int rc = CreateAndJoin()) g_error = "pthread_create: " + t3::ErrName(rc);
+  g_caller = testapp::ReadPrivs();
+  if (int rc = CreateAndJoin()) g_error = "pthread_create: " + testapp::ErrName(rc);
   return nullptr;
 }
 
@@ -250,46 +250,46 @@ void* Nothing(void*) { return nullptr; }
 void* FsWorker(void*) {
   Taint("fs");
   pthread_t t;
-  if (pthread_create(&t, nullptr, Nothing, nullptr) != 0) t3::Die("pthread_create");
+  if (pthread_create(&t, nullptr, Nothing, nullptr) != 0) testapp::Die("pthread_create");
   pthread_join(t, nullptr);
   pthread_attr_t a;
   pthread_attr_init(&a);
   pthread_attr_setstacksize(&a, 1 << 20);
-  if (pthread_create(&t, &a, Nothing, nullptr) != 0) t3::Die("pthread_create(attr)");
+  if (pthread_create(&t, &a, Nothing, nullptr) != 0) testapp::Die("pthread_create(attr)");
   pthread_attr_destroy(&a);
   pthread_join(t, nullptr);
   return nullptr;
 }
 
 void Step(const char* name, int rc) {
-  g_steps.emplace_back(name, rc == 0 ? "0" : t3::ErrName(errno));
+  g_steps.emplace_back(name, rc == 0 ? "0" : testapp::ErrName(errno));
 }
 
 void KeepcapsDance() {
   pthread_t w;
-  if (pthread_create(&w, nullptr, FsWorker, nullptr) != 0) t3::Die("pthread_create(worker)");
+  if (pthread_create(&w, nullptr, FsWorker, nullptr) != 0) testapp::Die("pthread_create(worker)");
   pthread_join(w, nullptr);
-  g_tasks_before = t3::CountTasks();
+  g_tasks_before = testapp::CountTasks();
   Step("prctl(PR_SET_KEEPCAPS)", prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0));
   Step("setresuid", setresuid(65534, 65534, 65534));
-  rg::Privs p = rg::ReadPrivs();
+  testapp::Privs p = testapp::ReadPrivs();
   __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct d[2] = {};
   d[0].effective = d[0].permitted = static_cast<uint32_t>(p.cap_prm);
   d[1].effective = d[1].permitted = static_cast<uint32_t>(p.cap_prm >> 32);
   Step("capset", capset(&hdr, d));
   Step("setresgid", setresgid(65534, 65534, 65534));
-  g_caller = rg::ReadPrivs();
-  if (int rc = CreateAndJoin()) g_error = "pthread_create: " + t3::ErrName(rc);
+  g_caller = testapp::ReadPrivs();
+  if (int rc = CreateAndJoin()) g_error = "pthread_create: " + testapp::ErrName(rc);
 }
 
 // ---- --case raw-netns ----
 
 void* RawNetnsWorker(void*) {
-  if (rg::InlineSyscall(SYS_unshare, CLONE_NEWNET) != 0) t3::Unsupported("inline unshare");
-  g_caller_net = t3::NsInode("net");
-  g_caller = rg::ReadPrivs();
-  if (int rc = CreateAndJoin()) g_error = "pthread_create: " + t3::ErrName(rc);
+  if (testapp::InlineSyscall(SYS_unshare, CLONE_NEWNET) != 0) testapp::CannotRunHere("inline unshare");
+  g_caller_net = testapp::NsInode("net");
+  g_caller = testapp::ReadPrivs();
+  if (int rc = CreateAndJoin()) g_error = "pthread_create: " + testapp::ErrName(rc);
   return nullptr;
 }
 
@@ -309,7 +309,7 @@ int main(int argc, char** argv) {
   }
   if (g_mq_name.empty()) g_mq_name = "/pristine-priv-forwarded-" + std::to_string(getpid());
   sem_init(&g_done, 0, 0);
-  g_baseline_net = t3::NsInode("net");
+  g_baseline_net = testapp::NsInode("net");
   void* (*worker)(void*) = nullptr;
   if (g_case == "glibc") {
     if ((g_mech == "aio") && g_file.empty()) return 2;
@@ -327,15 +327,15 @@ int main(int argc, char** argv) {
   }
   if (worker != nullptr) {
     pthread_t w;
-    if (pthread_create(&w, nullptr, worker, nullptr) != 0) t3::Die("pthread_create(worker)");
+    if (pthread_create(&w, nullptr, worker, nullptr) != 0) testapp::Die("pthread_create(worker)");
     pthread_join(w, nullptr);
   }
 
   JsonWriter out;
   out.begin_object();
-  out.key("caller"); rg::WritePrivs(out, g_caller);
+  out.key("caller"); testapp::WritePrivs(out, g_caller);
   out.key("child");
-  if (g_have_child) rg::WritePrivs(out, g_child); else out.null();
+  if (g_have_child) testapp::WritePrivs(out, g_child); else out.null();
   out.key("child_denied"); out.value(g_child_denied);
   out.key("caller_open"); out.value(g_caller_open);
   out.key("child_open"); out.value(g_child_open);
@@ -353,6 +353,6 @@ int main(int argc, char** argv) {
   out.key("error");
   if (g_error.empty()) out.null(); else out.value(g_error);
   out.end_object();
-  t3::PrintJson(out);
+  testapp::PrintJson(out);
   return 0;
 }

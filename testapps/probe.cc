@@ -48,7 +48,7 @@
 #include <thread>
 #include <vector>
 
-#include "issue3_util.h"
+#include "thread_state.h"
 #include "json_out.h"
 
 #ifndef CLONE_NEWTIME
@@ -63,13 +63,8 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 
-pid_t Gettid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
-
-std::string ErrName(int err) {
-  const char* name = strerrorname_np(err);
-  if (name != nullptr) return name;
-  return std::to_string(err);
-}
+using testapp::ErrName;
+using testapp::Gettid;
 
 [[noreturn]] void Usage(const std::string& msg);
 [[noreturn]] void Unsupported(const std::string& msg);
@@ -163,11 +158,7 @@ int KcmpWithMain(int type) {
 State Capture(bool with_attr) {
   State s;
   s.tid = Gettid();
-  for (int i = 0; i < kNumNsLinks; ++i) {
-    std::string path = std::string("/proc/thread-self/ns/") + kNsLinks[i];
-    struct stat st;
-    s.ns[i] = stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_ino) : -1;
-  }
+  for (int i = 0; i < kNumNsLinks; ++i) s.ns[i] = testapp::NsInode(kNsLinks[i]);
   char buf[4096];
   if (getcwd(buf, sizeof buf) != nullptr) {
     s.cwd_ok = true;
@@ -370,6 +361,7 @@ struct Options {
 
   bool exhaust = false;
   std::string exhaust_method = "cgroup";
+  std::string cgroup;  // --cgroup: the empty pids cgroup the process joins for the cgroup method
 
   bool exit_normally = false;  // --exit-normally
   bool pre_create = false;  // each worker creates one child before tainting itself
@@ -413,7 +405,9 @@ void PrintUsage(FILE* f) {
       "  --exit-normally                            leave with exit(0) (runs atexit handlers, e.g. the\n"
       "                                             shim's report) instead of _exit(0)\n"
       "  --exhaust-method cgroup|nproc              cgroup: pids.max = pids.current (default);\n"
-      "                                             nproc: RLIMIT_NPROC 0 + worker creds 65534\n");
+      "                                             nproc: RLIMIT_NPROC 0 + worker creds 65534\n"
+      "  --cgroup DIR                               the empty pids cgroup the process joins for\n"
+      "                                             --exhaust-method cgroup (the tests make it)\n");
 }
 
 [[noreturn]] void Usage(const std::string& msg) {
@@ -520,55 +514,46 @@ void ParseArgs(int argc, char** argv) {
       o.exhaust_method = next();
       if (o.exhaust_method != "cgroup" && o.exhaust_method != "nproc")
         Usage("bad --exhaust-method '" + o.exhaust_method + "'");
+    } else if (a == "--cgroup") {
+      o.cgroup = next();
     } else {
       Usage("unknown option '" + a + "'");
     }
   }
   if (o.attr_any && o.api != "pthread") Usage("--attr-* options need --api pthread");
   if (o.exhaust && o.concurrent > 0) Usage("--exhaust-threads and --concurrent do not mix");
+  if (o.exhaust && o.exhaust_method == "cgroup" && o.cgroup.empty())
+    Usage("--exhaust-method cgroup needs --cgroup DIR");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Task-limit exhaustion (--exhaust-threads)
 
 struct Exhaust {
-  bool active = false;
-  std::string orig_procs;  // cgroup.procs of the original pids cgroup
-  std::string dir;         // the probe's own pids cgroup
+  bool active = false;     // the process is in the pids cgroup given with --cgroup
   long long pids_max = -1;
 } g_exhaust;
 
+// Lifts the limit again; the test that made the cgroup removes it once the process has exited.
 void ExhaustCleanup() {
   if (!g_exhaust.active) return;
   g_exhaust.active = false;
-  t3::WriteFile(g_exhaust.dir + "/pids.max", "max");
-  t3::WriteFile(g_exhaust.orig_procs, std::to_string(getpid()));
-  rmdir(g_exhaust.dir.c_str());
+  testapp::WriteFile(g_opt.cgroup + "/pids.max", "max");
 }
 
-// Main thread, before any worker: move the whole process into a fresh pids cgroup.
+// Main thread, before any worker: move the whole process into the (empty, test-made) pids cgroup.
 void ExhaustSetupCgroup() {
-  std::string parent;
-  if (!t3::FindPidsCgroup(&parent)) Unsupported("--exhaust-threads: no pids cgroup controller found");
-  std::string dir = parent + "/pristine-probe-" + std::to_string(getpid());
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-    Unsupported("--exhaust-threads: mkdir " + dir + ": " + std::strerror(errno));
-  g_exhaust.dir = dir;
-  g_exhaust.orig_procs = parent + "/cgroup.procs";
+  if (!testapp::WriteFile(g_opt.cgroup + "/cgroup.procs", std::to_string(getpid())))
+    Unsupported("--exhaust-threads: cannot join " + g_opt.cgroup + ": " + std::strerror(errno));
   g_exhaust.active = true;
-  if (!t3::WriteFile(dir + "/cgroup.procs", std::to_string(getpid()))) {
-    int e = errno;
-    ExhaustCleanup();
-    Unsupported("--exhaust-threads: cannot join " + dir + ": " + std::strerror(e));
-  }
 }
 
 // Worker, right before the creation: no new task may be created any more.
 void ExhaustArm() {
   if (g_opt.exhaust_method == "cgroup") {
-    std::string cur = t3::ReadFirstLine(g_exhaust.dir + "/pids.current");
+    std::string cur = testapp::ReadFirstLine(g_opt.cgroup + "/pids.current");
     g_exhaust.pids_max = std::strtoll(cur.c_str(), nullptr, 10);
-    if (g_exhaust.pids_max <= 0 || !t3::WriteFile(g_exhaust.dir + "/pids.max", cur))
+    if (g_exhaust.pids_max <= 0 || !testapp::WriteFile(g_opt.cgroup + "/pids.max", cur))
       Unsupported("--exhaust-threads: cannot set pids.max");
   } else {
     // RLIMIT_NPROC is ignored for real uid 0 (and with CAP_SYS_ADMIN/CAP_SYS_RESOURCE): lower
@@ -583,14 +568,13 @@ void ExhaustArm() {
 }
 
 void ExhaustDisarm() {
-  if (g_opt.exhaust_method == "cgroup") t3::WriteFile(g_exhaust.dir + "/pids.max", "max");
+  if (g_opt.exhaust_method == "cgroup") testapp::WriteFile(g_opt.cgroup + "/pids.max", "max");
 }
 
+// The shared "cannot run here" exit, once the task limit is lifted again.
 [[noreturn]] void Unsupported(const std::string& msg) {
   ExhaustCleanup();
-  std::fprintf(stderr, "probe: cannot run here: %s\n", msg.c_str());
-  std::fflush(stderr);
-  _exit(3);
+  testapp::CannotRunHere("probe: " + msg);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -40,24 +40,21 @@
 #include <thread>
 #include <vector>
 
+#include "thread_state.h"
+
 namespace {
 
 const char* const kNs[] = {"net", "uts", "ipc", "mnt", "cgroup"};
 constexpr int kNsCount = 5;
 
 struct Baseline {
-  ino_t ns[kNsCount];
+  long long ns[kNsCount];
   cpu_set_t affinity;
   pid_t main_tid;
   int net_fd;
 } g_base;
 
-ino_t NsInode(const char* ns) {
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/thread-self/ns/%s", ns);
-  struct stat st;
-  return stat(path, &st) == 0 ? st.st_ino : 0;
-}
+using testapp::NsInode;
 
 pid_t Tid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
@@ -352,6 +349,8 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(seed);
 
   for (int i = 0; i < kNsCount; ++i) g_base.ns[i] = NsInode(kNs[i]);
+  for (long long ino : g_base.ns)
+    if (ino < 0) testapp::CannotRunHere("cannot read /proc/thread-self/ns");
   sched_getaffinity(0, sizeof g_base.affinity, &g_base.affinity);
   g_base.main_tid = Tid();
   g_base.net_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // signal_safety: the signal-mask entry points called from a signal handler must never wait on
-// anything (issue 12 item 3). A handler that calls pthread_sigmask, sigprocmask or
+// anything. A handler that calls pthread_sigmask, sigprocmask or
 // syscall(SYS_rt_sigprocmask) may interrupt a thread that is inside the library holding a lock
 // (its first change: reading the snapshot, starting the template; a create); if the handler's
 // call takes that lock, the thread waits for itself.
@@ -29,7 +29,7 @@
 #include <cstring>
 #include <vector>
 
-#include "regress_util.h"
+#include "thread_state.h"
 
 namespace {
 
@@ -96,8 +96,8 @@ void FirstChange(int kind) {
       break;
     }
     case 4: {  // its own capability sets (unchanged values: a recorded privilege change)
-      rg::Privs p = rg::ReadPrivs();
-      if (!rg::SetCaps(p.cap_eff, p.cap_prm, p.cap_inh, false)) g_errors++;
+      testapp::Privs p = testapp::ReadPrivs();
+      if (!testapp::SetCaps(p.cap_eff, p.cap_prm, p.cap_inh, false)) g_errors++;
       break;
     }
   }
@@ -112,20 +112,20 @@ timer_t ArmStorm(long first_ns, long interval_ns) {
   memset(&sev, 0, sizeof sev);
   sev.sigev_notify = SIGEV_THREAD_ID;
   sev.sigev_signo = SIGUSR1;
-  sev._sigev_un._tid = t3::Gettid();
+  sev._sigev_un._tid = testapp::Gettid();
   timer_t timer;
-  if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0) t3::Die("timer_create");
+  if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0) testapp::Die("timer_create");
   struct itimerspec its;
   memset(&its, 0, sizeof its);
   its.it_value.tv_nsec = first_ns;
   its.it_interval.tv_nsec = interval_ns;
-  if (timer_settime(timer, 0, &its, nullptr) != 0) t3::Die("timer_settime");
+  if (timer_settime(timer, 0, &its, nullptr) != 0) testapp::Die("timer_settime");
   return timer;
 }
 
 void* WorkerMain(void* arg) {
   Worker* w = static_cast<Worker*>(arg);
-  w->tid.store(t3::Gettid());
+  w->tid.store(testapp::Gettid());
   pthread_barrier_wait(&g_start);
   timer_t storm = ArmStorm(g_first_ns + w->index * 3000, kStormIntervalNs);
   FirstChange(w->index);
@@ -155,7 +155,7 @@ int RunOne(int workers, int creates) {
   for (int i = 0; i < workers; ++i) {
     w[i].index = i;
     w[i].creates = creates;
-    if (pthread_create(&w[i].thread, nullptr, WorkerMain, &w[i]) != 0) t3::Die("pthread_create");
+    if (pthread_create(&w[i].thread, nullptr, WorkerMain, &w[i]) != 0) testapp::Die("pthread_create");
   }
   pthread_barrier_wait(&g_start);
   for (auto& x : w) pthread_join(x.thread, nullptr);
@@ -191,9 +191,9 @@ int main(int argc, char** argv) {
   std::string first_failure;
   for (int run = 0; run < runs && hung == 0; ++run) {
     int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) t3::Die("pipe");
+    if (pipe2(p, O_CLOEXEC) != 0) testapp::Die("pipe");
     pid_t pid = fork();
-    if (pid < 0) t3::Die("fork");
+    if (pid < 0) testapp::Die("fork");
     if (pid == 0) {
       dup2(p[1], 3);  // dup2 clears close-on-exec on fd 3
       // The first signal comes 1 to 20 us after the barrier, a different delay each run.
@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
     }
     close(p[1]);
     bool is_hung = false;
-    int status = rg::WaitChild(pid, hang_after_s, &is_hung);
+    int status = testapp::WaitChild(pid, hang_after_s, &is_hung);
     long handled = -1;
     if (read(p[0], &handled, sizeof handled) != sizeof handled) handled = -1;
     close(p[0]);
@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
     if (status != 0) {
       ++failed;
       if (first_failure.empty()) {
-        first_failure = "run " + std::to_string(run) + ": " + rg::DescribeStatus(status);
+        first_failure = "run " + std::to_string(run) + ": " + testapp::DescribeStatus(status);
       }
     } else if (handled < handled_min) {
       handled_min = handled;
@@ -233,6 +233,6 @@ int main(int argc, char** argv) {
   out.key("signals_handled_min");
   out.value(handled_min == LONG_MAX ? -1L : handled_min);
   out.end_object();
-  t3::PrintJson(out);
+  testapp::PrintJson(out);
   return 0;
 }

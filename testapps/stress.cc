@@ -60,6 +60,8 @@
 #include <thread>
 #include <vector>
 
+#include "thread_state.h"
+
 namespace {
 
 struct Config {
@@ -74,7 +76,7 @@ struct Config {
 } g_cfg;
 
 // Baseline, recorded by the main thread before anything else.
-ino_t g_base_net = 0;
+long long g_base_net = -1;
 cpu_set_t g_base_affinity;
 int g_base_net_fd = -1;
 int g_alt_net_fd = -1;
@@ -93,11 +95,7 @@ void Wrong(const char* what, const char* detail) {
   }
 }
 
-ino_t NetInode() {
-  struct stat st;
-  if (stat("/proc/thread-self/ns/net", &st) != 0) return 0;
-  return st.st_ino;
-}
+long long NetInode() { return testapp::NsInode("net"); }
 
 uint64_t SigmaskBits() {
   sigset_t s;
@@ -128,7 +126,7 @@ void ChildCheck(Task* t) {
   if (g_started.fetch_add(1) >= 100 && g_cfg.simulate_hang) {
     for (;;) pause();
   }
-  ino_t net = NetInode();
+  long long net = NetInode();
   if (net != g_base_net) {
     char d[96];
     std::snprintf(d, sizeof d, "(inode %lu, baseline %lu)", (unsigned long)net,
@@ -304,7 +302,7 @@ void* CreatorMain(void* p) {
 // Fork: the child runs single-threaded; its baseline is the forking thread's state.
 
 struct ForkChildResult {
-  ino_t expect_net;
+  long long expect_net;
   std::atomic<int> bad{0};
 };
 
@@ -319,7 +317,7 @@ void* ForkChildThread(void* p) {
 // that must be in the child's baseline: net namespace, fs and fd table shared with the child's
 // main thread, its CPU affinity.
 struct FirstChangeRace {
-  ino_t net;
+  long long net;
   pid_t main_tid;
   cpu_set_t affinity;
   pthread_barrier_t barrier;
@@ -422,7 +420,7 @@ void Forker(uint64_t seed) {
   while (!g_stop.load()) {
     bool tainted = (rng() & 1) != 0;
     if (tainted) SetTainted(true, rng);
-    ino_t my_net = NetInode();
+    long long my_net = NetInode();
     pid_t pid = fork();
     if (pid == 0) {
       alarm(60);  // a hung child dies of SIGALRM, which the parent counts as a failure
@@ -608,6 +606,7 @@ int main(int argc, char** argv) {
   g_t0 = std::chrono::steady_clock::now();
 
   g_base_net = NetInode();
+  if (g_base_net < 0) testapp::CannotRunHere("cannot read /proc/thread-self/ns/net");
   sched_getaffinity(0, sizeof g_base_affinity, &g_base_affinity);
   g_ncpus = CPU_COUNT(&g_base_affinity);
   g_base_net_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // template_start: a program that changes only its own state and never creates a thread stays
-// single-threaded under the library (issue 18 item 1): no template, no spare.
+// single-threaded under the library: no template, no spare.
 //
 //   template_start --change KIND[,KIND...] [--forks N]
 //
@@ -34,7 +34,7 @@
 #include <csignal>
 #include <sstream>
 
-#include "regress_util.h"
+#include "thread_state.h"
 
 namespace {
 
@@ -69,9 +69,9 @@ bool Change(const std::string& kind) {
     return pthread_sigmask(SIG_BLOCK, &s, nullptr) == 0;
   }
   if (kind == "caps") {
-    rg::Privs p = rg::ReadPrivs();
+    testapp::Privs p = testapp::ReadPrivs();
     uint64_t raw = 1ull << CAP_NET_RAW;
-    return rg::SetCaps(p.cap_eff & ~raw, p.cap_prm & ~raw, p.cap_inh & ~raw, false);
+    return testapp::SetCaps(p.cap_eff & ~raw, p.cap_prm & ~raw, p.cap_inh & ~raw, false);
   }
   if (kind == "bounding") return prctl(PR_CAPBSET_DROP, CAP_NET_RAW, 0, 0, 0) == 0;
   if (kind == "nnp") return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
@@ -100,9 +100,9 @@ int main(int argc, char** argv) {
   std::stringstream ss(changes);
   std::string kind;
   while (std::getline(ss, kind, ',')) {
-    if (!Change(kind)) t3::Unsupported("change " + kind + ": " + t3::ErrName(errno));
+    if (!Change(kind)) testapp::CannotRunHere("change " + kind + ": " + testapp::ErrName(errno));
   }
-  int tasks = t3::CountTasks();
+  int tasks = testapp::CountTasks();
   int single = __libc_single_threaded;
 
   struct sigaction sa;
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   // Nothing printed before the loop: each child's first printf allocates stdout's buffer.
   for (int i = 0; i < forks && hung == 0; ++i) {
     pid_t pid = fork();
-    if (pid < 0) t3::Die("fork");
+    if (pid < 0) testapp::Die("fork");
     if (pid == 0) {
       while (!g_got) {
       }
@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
     }
     kill(pid, SIGUSR1);
     bool is_hung = false;
-    int status = rg::WaitChild(pid, 20, &is_hung);
+    int status = testapp::WaitChild(pid, 20, &is_hung);
     if (is_hung) ++hung;
     else if (status != 0) ++failed;
     else ++completed;
@@ -135,6 +135,6 @@ int main(int argc, char** argv) {
   out.key("fork_hung"); out.value(hung);
   out.key("fork_failed"); out.value(failed);
   out.end_object();
-  t3::PrintJson(out);
+  testapp::PrintJson(out);
   return 0;
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // userns: namespace changes that Linux allows only in a single-threaded process, and pid
-// namespaces (PRODUCT.md, "Baseline"; issue 3 items 2 and 3).
+// namespaces (README, "Baseline").
 //
 //   userns --mode rebase [--via unshare|syscall]
 //     1. main starts a worker and joins it (under the shim only the template remains);
@@ -34,7 +34,7 @@
 
 #include <functional>
 
-#include "issue3_util.h"
+#include "thread_state.h"
 
 namespace {
 
@@ -44,9 +44,9 @@ std::string Capture() {
   JsonWriter w;
   w.begin_object();
   w.key("ns");
-  t3::WriteNs(w);
+  testapp::WriteNs(w);
   w.key("tid");
-  w.value(static_cast<long long>(t3::Gettid()));
+  w.value(static_cast<long long>(testapp::Gettid()));
   w.end_object();
   return w.str();
 }
@@ -58,7 +58,7 @@ struct StepResult {
     JsonWriter w;
     w.begin_object();
     w.key("rc"); w.value(rc);
-    w.key("errno"); w.value(t3::ErrName(err));
+    w.key("errno"); w.value(testapp::ErrName(err));
     w.end_object();
     return w.str();
   }
@@ -92,12 +92,12 @@ std::string OnThread(const std::function<std::string()>& fn, std::string* err) {
   pthread_t th;
   int r = pthread_create(&th, nullptr, [](void* p) -> void* {
     auto* c = static_cast<Ctx*>(p);
-    c->tid = t3::Gettid();
+    c->tid = testapp::Gettid();
     c->out = (*c->fn)();
     return nullptr;
   }, &ctx);
   if (r != 0) {
-    *err = t3::ErrName(r);
+    *err = testapp::ErrName(r);
     return "";
   }
   pthread_join(th, nullptr);
@@ -126,7 +126,7 @@ std::string TaintedCreate() {
     w.end_object();
     return w.str();
   }, &err);
-  if (!err.empty()) t3::Die("tainted worker: " + err);
+  if (!err.empty()) testapp::Die("tainted worker: " + err);
   return out;
 }
 
@@ -140,7 +140,7 @@ struct Out {
   void Str(const char* k, const std::string& v) { w.key(k); w.value(v); }
   [[noreturn]] void Finish() {
     w.end_object();
-    t3::PrintJson(w);
+    testapp::PrintJson(w);
     std::exit(0);
   }
 };
@@ -185,33 +185,33 @@ void ModeRebase() {
   if (u.rc != 0) out.Finish();
   // As `unshare -r`: map our ids to root, so that user namespaces can be nested below this one
   // (creating one needs the creator's uid mapped in its parent) and threads keep a mapped uid.
-  if (!t3::WriteFile("/proc/self/setgroups", "deny") || !t3::WriteFile("/proc/self/uid_map", "0 0 1") ||
-      !t3::WriteFile("/proc/self/gid_map", "0 0 1"))
-    t3::Unsupported("writing /proc/self/{setgroups,uid_map,gid_map}: " + t3::ErrName(errno));
+  if (!testapp::WriteFile("/proc/self/setgroups", "deny") || !testapp::WriteFile("/proc/self/uid_map", "0 0 1") ||
+      !testapp::WriteFile("/proc/self/gid_map", "0 0 1"))
+    testapp::CannotRunHere("writing /proc/self/{setgroups,uid_map,gid_map}: " + testapp::ErrName(errno));
   out.Raw("t_after_unshare", ThreadOrDie(&out, "t_after_unshare"));
   out.Raw("after_unshare", TaintedCreate());
 
   // The helper: new user (nested in ours) and mount namespaces from birth (clone, not unshare).
   static Helper h;
-  if (pipe2(h.ready, O_CLOEXEC) != 0 || pipe2(h.release, O_CLOEXEC) != 0) t3::Die("pipe");
+  if (pipe2(h.ready, O_CLOEXEC) != 0 || pipe2(h.release, O_CLOEXEC) != 0) testapp::Die("pipe");
   const size_t kStack = 256 * 1024;
   void* stack = mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) t3::Die("mmap");
+  if (stack == MAP_FAILED) testapp::Die("mmap");
   h.pid = clone(HelperMain, static_cast<char*>(stack) + kStack, CLONE_NEWUSER | CLONE_NEWNS | SIGCHLD, &h);
-  if (h.pid < 0) t3::Unsupported("clone(CLONE_NEWUSER|CLONE_NEWNS): " + t3::ErrName(errno));
+  if (h.pid < 0) testapp::CannotRunHere("clone(CLONE_NEWUSER|CLONE_NEWNS): " + testapp::ErrName(errno));
   close(h.ready[1]);
   close(h.release[0]);
   char c;
-  if (read(h.ready[0], &c, 1) != 1) t3::Die("helper did not start");
+  if (read(h.ready[0], &c, 1) != 1) testapp::Die("helper did not start");
   std::string base = "/proc/" + std::to_string(h.pid) + "/ns/";
   int userfd = open((base + "user").c_str(), O_RDONLY | O_CLOEXEC);
   int mntfd = open((base + "mnt").c_str(), O_RDONLY | O_CLOEXEC);
-  if (userfd < 0 || mntfd < 0) t3::Die("open helper ns: " + t3::ErrName(errno));
+  if (userfd < 0 || mntfd < 0) testapp::Die("open helper ns: " + testapp::ErrName(errno));
   {
     JsonWriter w;
     w.begin_object();
-    w.key("user"); w.value(t3::NsInodeOf(h.pid, "user"));
-    w.key("mnt"); w.value(t3::NsInodeOf(h.pid, "mnt"));
+    w.key("user"); w.value(testapp::NsInodeOf(h.pid, "user"));
+    w.key("mnt"); w.value(testapp::NsInodeOf(h.pid, "mnt"));
     w.end_object();
     out.Raw("helper_ns", w.str());
   }
@@ -225,9 +225,9 @@ void ModeRebase() {
 
   // Diagnostics: every thread, and all but the shim's own ("pristine-*": template, spares).
   out.w.key("tasks_before_setns_user");
-  out.w.value(t3::CountTasks());
+  out.w.value(testapp::CountTasks());
   out.w.key("program_tasks_before_setns_user");
-  out.w.value(t3::CountProgramTasks());
+  out.w.value(testapp::CountProgramTasks());
   StepResult su = DoSetns(userfd, CLONE_NEWUSER);
   out.Raw("setns_user", su.Json());
   out.Raw("main_after_setns_user", Capture());
@@ -246,7 +246,7 @@ void ModeRebase() {
 void ModeBusy(int n) {
   Out out;
   int gate[2];
-  if (pipe2(gate, O_CLOEXEC) != 0) t3::Die("pipe");
+  if (pipe2(gate, O_CLOEXEC) != 0) testapp::Die("pipe");
   std::vector<pthread_t> threads(n);
   for (auto& th : threads) {
     int r = pthread_create(&th, nullptr, [](void* p) -> void* {
@@ -255,7 +255,7 @@ void ModeBusy(int n) {
       }
       return nullptr;
     }, reinterpret_cast<void*>(static_cast<intptr_t>(gate[0])));
-    if (r != 0) t3::Die("busy thread: " + t3::ErrName(r));
+    if (r != 0) testapp::Die("busy thread: " + testapp::ErrName(r));
   }
   out.Raw("main_before", Capture());
   StepResult u = DoUnshare(CLONE_NEWUSER);
@@ -264,7 +264,7 @@ void ModeBusy(int n) {
   close(gate[1]);
   for (auto& th : threads) pthread_join(th, nullptr);
   out.w.key("tasks_after_join");
-  out.w.value(t3::CountTasks());
+  out.w.value(testapp::CountTasks());
   out.Finish();
 }
 
@@ -274,12 +274,12 @@ void ModePidns() {
   std::string err;
   std::string res = OnThread([]() -> std::string {
     StepResult u = DoUnshare(CLONE_NEWPID);
-    if (u.rc != 0) t3::Unsupported("unshare(CLONE_NEWPID): " + t3::ErrName(u.err));
+    if (u.rc != 0) testapp::CannotRunHere("unshare(CLONE_NEWPID): " + testapp::ErrName(u.err));
     std::string create_err;
     std::string child = OnThread([] { return Capture(); }, &create_err);
     // The caller's own pid_for_children must be untouched by whatever the create did.
     int p[2];
-    if (pipe(p) != 0) t3::Die("pipe");
+    if (pipe(p) != 0) testapp::Die("pipe");
     pid_t pid = fork();
     if (pid == 0) {
       int v = static_cast<int>(getpid());
@@ -307,7 +307,7 @@ void ModePidns() {
     w.end_object();
     return w.str();
   }, &err);
-  if (!err.empty()) t3::Die("worker: " + err);
+  if (!err.empty()) testapp::Die("worker: " + err);
   out.Raw("worker", res);
   out.Finish();
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// userns_after_join: unshare(CLONE_NEWUSER) from a main thread whose other threads just ended
-// (issue 12 item 10). Linux refuses it (EINVAL) in a multi-threaded process; under the library
+// userns_after_join: unshare(CLONE_NEWUSER) from a main thread whose other threads just ended.
+// Linux refuses it (EINVAL) in a multi-threaded process; under the library
 // the template and its spares are its own threads, which it must stop and wait for, whatever
 // they are doing at that moment (a spare being made, a spare making its replacement).
 //
@@ -22,7 +22,7 @@
 #include <atomic>
 #include <map>
 
-#include "regress_util.h"
+#include "thread_state.h"
 
 namespace {
 
@@ -37,7 +37,7 @@ std::atomic<int> g_ntids{0};
 
 void NoteTid() {
   int i = g_ntids.fetch_add(1);
-  if (i < 65) g_tids[i].store(t3::Gettid());
+  if (i < 65) g_tids[i].store(testapp::Gettid());
 }
 
 void WaitProgramThreadsReleased() {
@@ -81,9 +81,9 @@ int Cycle() {
   if (unshare(CLONE_NEWUSER) != 0) return errno;
   // Map root to the creator's ids, so that the next cycle may nest one more (Linux requires the
   // caller's ids to be mapped).
-  if (!t3::WriteFile("/proc/self/setgroups", "deny") ||
-      !t3::WriteFile("/proc/self/uid_map", "0 0 1") ||
-      !t3::WriteFile("/proc/self/gid_map", "0 0 1")) {
+  if (!testapp::WriteFile("/proc/self/setgroups", "deny") ||
+      !testapp::WriteFile("/proc/self/uid_map", "0 0 1") ||
+      !testapp::WriteFile("/proc/self/gid_map", "0 0 1")) {
     return -2;
   }
   pthread_t t;
@@ -113,9 +113,9 @@ int main(int argc, char** argv) {
   std::map<std::string, int> errors;
   for (int run = 0; run < runs && hung == 0; ++run) {
     int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) t3::Die("pipe");
+    if (pipe2(p, O_CLOEXEC) != 0) testapp::Die("pipe");
     pid_t pid = fork();
-    if (pid < 0) t3::Die("fork");
+    if (pid < 0) testapp::Die("fork");
     if (pid == 0) {
       close(p[0]);
       g_spin = (run % 8) * 2000;
@@ -132,11 +132,11 @@ int main(int argc, char** argv) {
       if (r == 0) continue;
       ++failed;
       errors[r == -1 ? std::string("create failed")
-                     : r == -2 ? std::string("id map failed") : t3::ErrName(r)]++;
+                     : r == -2 ? std::string("id map failed") : testapp::ErrName(r)]++;
     }
     close(p[0]);
     bool is_hung = false;
-    int status = rg::WaitChild(pid, 60, &is_hung);
+    int status = testapp::WaitChild(pid, 60, &is_hung);
     if (is_hung) ++hung;
     else if (status != 0) ++crashed;
   }
@@ -154,6 +154,6 @@ int main(int argc, char** argv) {
   }
   out.end_object();
   out.end_object();
-  t3::PrintJson(out);
+  testapp::PrintJson(out);
   return 0;
 }

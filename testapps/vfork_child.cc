@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// vfork_child: interposed calls made in a vfork child, before exec (issue 12 item 4).
+// vfork_child: interposed calls made in a vfork child, before exec.
 //
 //   vfork_child --call CALL [--exit exec|_exit]
 //
@@ -32,7 +32,7 @@
 #include <climits>
 #include <cstring>
 
-#include "regress_util.h"
+#include "thread_state.h"
 
 namespace {
 
@@ -58,8 +58,8 @@ int MakeCall() {
   if (g_call == "unshare-user") return unshare(CLONE_NEWUSER);
   if (g_call == "syscall-unshare") return static_cast<int>(syscall(SYS_unshare, CLONE_FS));
   if (g_call == "capset") {
-    rg::Privs p = rg::ReadPrivs();
-    return rg::SetCaps(p.cap_eff, p.cap_prm, p.cap_inh, false) ? 0 : -1;
+    testapp::Privs p = testapp::ReadPrivs();
+    return testapp::SetCaps(p.cap_eff, p.cap_prm, p.cap_inh, false) ? 0 : -1;
   }
   if (g_call == "nnp") return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   if (g_call == "sigmask") {
@@ -85,7 +85,7 @@ struct WorkerResult {
 
 void* Worker(void* arg) {
   WorkerResult* r = static_cast<WorkerResult*>(arg);
-  if (unshare(CLONE_FS) != 0 || chdir("/") != 0) t3::Die("unshare(CLONE_FS)/chdir");
+  if (unshare(CLONE_FS) != 0 || chdir("/") != 0) testapp::Die("unshare(CLONE_FS)/chdir");
   r->cwd = Cwd();
   pthread_t t;
   r->create_rc = pthread_create(&t, nullptr, Report, nullptr);
@@ -119,14 +119,14 @@ int main(int argc, char** argv) {
     }
     _exit(0);
   }
-  if (pid < 0) t3::Die("vfork");
+  if (pid < 0) testapp::Die("vfork");
   bool hung = false;
-  int status = rg::WaitChild(pid, 60, &hung);
-  int tasks = t3::CountTasks();
+  int status = testapp::WaitChild(pid, 60, &hung);
+  int tasks = testapp::CountTasks();
 
   WorkerResult wr;
   pthread_t w;
-  if (pthread_create(&w, nullptr, Worker, &wr) != 0) t3::Die("pthread_create(worker)");
+  if (pthread_create(&w, nullptr, Worker, &wr) != 0) testapp::Die("pthread_create(worker)");
   pthread_join(w, nullptr);
   pthread_t m;
   int main_rc = pthread_create(&m, nullptr, Nothing, nullptr);
@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
 
   JsonWriter out;
   out.begin_object();
-  out.key("child_status"); out.value(hung ? std::string("hung") : rg::DescribeStatus(status));
+  out.key("child_status"); out.value(hung ? std::string("hung") : testapp::DescribeStatus(status));
   out.key("tasks_after_vfork"); out.value(tasks);
   out.key("baseline_cwd"); out.value(baseline_cwd);
   out.key("worker_cwd"); out.value(wr.cwd);
@@ -142,6 +142,6 @@ int main(int argc, char** argv) {
   out.key("create_rc"); out.value(wr.create_rc);
   out.key("main_create_rc"); out.value(main_rc);
   out.end_object();
-  t3::PrintJson(out);
+  testapp::PrintJson(out);
   return 0;
 }

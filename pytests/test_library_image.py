@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Static initialisation: the library runs before its own initialisers when another library's
-constructor calls into it, so every global of the library must be constant-initialised.
+"""The built library itself. Static initialisation: the library runs before its own initialisers
+when another library's constructor calls into it, so every global of the library must be
+constant-initialised. Its segments: code apart from read-only data.
 
 - The built library's .init_array holds nothing but the toolchain's frame_dummy and the library's
   load hook: a dynamic initialiser (a global whose constructor is not constexpr) would show here.
@@ -8,21 +9,16 @@ constructor calls into it, so every global of the library must be constant-initi
   the program makes more: every start routine runs (before the fix, a dynamic initialiser of the
   spare-thread records wiped those the constructor's creates had made, and a later create returned
   0 but its routine never ran: the program hung).
+- Built with separate code segments: the executable segment holds code only.
 """
 
-import json
 import re
-import subprocess
 
-import pytest
-
-from conftest import BUILD_DIR, SHIM, clean_env
-
-NEEDED_CTOR = BUILD_DIR / "testapps" / "needed_ctor"
+from programs import SHIM, run_app, run_ok
 
 
 def _run(cmd):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
+    return run_ok(cmd).stdout
 
 
 def _init_array_functions(lib):
@@ -54,10 +50,21 @@ def test_no_dynamic_initialiser_but_the_load_hook():
 
 
 def test_forwarded_creates_in_a_needed_librarys_constructor():
-    if not NEEDED_CTOR.exists():
-        pytest.fail(f"{NEEDED_CTOR} not built")
     for shim in (False, True):
-        p = subprocess.run([str(NEEDED_CTOR)], env=clean_env(shim), capture_output=True,
-                           text=True, timeout=60)
-        assert p.returncode == 0, (shim, p.stdout, p.stderr)
-        assert json.loads(p.stdout) == {"ran": 11, "expected": 11, "errors": 0}
+        r = run_app("needed_ctor", shim=shim, timeout=60)
+        assert r.json == {"ran": 11, "expected": 11, "errors": 0}, r.describe()
+
+
+def test_library_code_is_not_mapped_with_read_only_data():
+    """Built with separate code segments: the executable segment holds code only."""
+    out = run_ok(["readelf", "-lW", SHIM]).stdout
+    flags = re.findall(r"^\s*LOAD\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(R?\s?W?\s?E?)\s", out, re.M)
+    mapping = re.findall(r"^\s*(\d\d)\s+(.*)$", out.split("Section to Segment mapping:")[1], re.M)
+    loads = [i for i, line in enumerate(out.splitlines()) if line.strip().startswith("LOAD")]
+    assert loads and len(flags) == len(loads), out
+    for index, f in enumerate(flags):
+        if "E" in f:
+            sections = dict(mapping)[f"{index:02d}"].split()
+            data = [s for s in sections if s not in (".init", ".plt", ".plt.got", ".plt.sec",
+                                                     ".text", ".fini")]
+            assert data == [], (sections, out)

@@ -1,17 +1,19 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Per-dimension behaviour: isolate dimensions get the baseline under the shim, inherit dimensions
-and privileges follow the caller (PRODUCT.md, "Dimensions and the default policy" and "Never
-escalate").
+"""The policy, dimension by dimension (README, "Policy"): isolated dimensions get the baseline
+under the library, inherited ones follow the caller, with the probe.
 
 Every isolate case is run twice:
   * without the shim, the child inherits the caller's tainted value (child == caller != baseline):
     proof that the case really taints something a new thread would inherit;
   * with the shim, the child has the baseline value, and everything else equals the caller's.
+Privileges and restrictions are test_never_escalate.py's; the baseline itself test_baseline.py's.
 """
 
 import pytest
 
-from conftest import APIS, describe, get, without
+from programs import APIS, describe, get, without
+
+pytestmark = pytest.mark.root
 
 NS_DIMS = ["net", "uts", "ipc", "mnt", "cgroup"]
 VIAS = ["unshare", "setns", "syscall"]
@@ -48,7 +50,6 @@ def _isolate_cases():
 
 ISOLATE_CASES = _isolate_cases()
 INHERITED = ["sigmask", "nice", "name", "sched_policy", "sched_priority"]
-SECURITY_KEYS = ["caps", "nnp", "seccomp", "uid", "gid"]
 
 
 def _check_ok(r):
@@ -104,8 +105,7 @@ def test_repeated_creates_from_tainted_caller_all_get_baseline(run_probe, api):
 
 # ---------------------------------------------------------------------------------------------
 # pid: the kernel refuses CLONE_THREAD once pid_for_children differs from the active pid namespace.
-# These tests belong to the never-escalate / namespace issue (a forwarded create is the only way
-# the program gets its thread at all).
+# A forwarded create is the only way the program gets its thread at all.
 
 def _expected_einval(api):
     # thrd_create maps every error but ENOMEM/EBUSY/ETIMEDOUT to thrd_error.
@@ -180,64 +180,3 @@ def test_untainted_program_child_equals_caller(run_probe, api, shim):
     _check_ok(r)
     assert without(r["child"]) == without(r["caller"]), describe(r)
     assert without(r["caller"]) == without(r["baseline"]), describe(r)
-
-
-# ---------------------------------------------------------------------------------------------
-# Never escalate: privileges and restrictions are never taken from the baseline.
-
-SECURITY_TAINTS = ["caps", "nnp", "seccomp", "creds"]
-
-
-@pytest.mark.parametrize("shim", [False, True], ids=["no-shim", "shim"])
-@pytest.mark.parametrize("api", APIS)
-@pytest.mark.parametrize("with_net", [False, True], ids=["alone", "plus-net"])
-@pytest.mark.parametrize("sec", SECURITY_TAINTS)
-def test_security_taint_never_escalates(run_probe, sec, with_net, api, shim):
-    # plus-net: the caller also has an isolated taint, so the shim would like to forward it; the
-    # child must still be no more privileged than the caller.
-    args = ["--api", api] + (["--taint", "net"] if with_net else []) + ["--taint", sec]
-    r = run_probe(args, shim=shim)
-    _check_ok(r)
-    base, caller, child = r["baseline"], r["caller"], r["child"]
-    assert any(caller[k] != base[k] for k in SECURITY_KEYS), f"{sec} changed nothing {describe(r)}"
-    for key in SECURITY_KEYS:
-        assert child[key] == caller[key], f"{key}: child {child[key]!r} caller {caller[key]!r} " \
-                                          f"{describe(r)}"
-    if sec == "seccomp" and with_net and shim:
-        # A seccomp filter cannot be re-applied on a forwarded thread, but a network namespace
-        # can be re-entered by a thread the caller creates itself, which keeps the filter: the
-        # child is in the baseline's network namespace and under its creator's filter.
-        assert child["ns"]["net"] == base["ns"]["net"], describe(r)
-    if not with_net:
-        # Nothing isolated is tainted: nothing to forward, the child is the caller's copy.
-        assert without(child) == without(caller), describe(r)
-
-
-# ---------------------------------------------------------------------------------------------
-# baseline=load|first-thread: a main thread configured before it starts any thread.
-
-def test_main_taint_without_shim_worker_inherits_main(run_probe):
-    r = run_probe(["--main-taint", "net"])
-    _check_ok(r)
-    assert r["main"]["ns"]["net"] != r["baseline"]["ns"]["net"]
-    assert r["caller"]["ns"]["net"] == r["main"]["ns"]["net"], describe(r)
-    assert r["child"]["ns"]["net"] == r["main"]["ns"]["net"], describe(r)
-
-
-def test_main_taint_with_shim_load_baseline(run_probe):
-    # Default baseline=load: the worker created by the tainted main thread is forwarded and gets
-    # the load-time namespace.
-    r = run_probe(["--main-taint", "net"], shim=True)
-    _check_ok(r)
-    assert r["caller"]["ns"]["net"] == r["baseline"]["ns"]["net"], describe(r)
-    assert r["child"]["ns"]["net"] == r["baseline"]["ns"]["net"], describe(r)
-    # PRODUCT.md: a create forwarded from the main thread is logged once with the hint
-    # (log=stderr is the default).
-    assert "first-thread" in r["_stderr"], describe(r)
-
-
-def test_main_taint_with_shim_first_thread_baseline(run_probe):
-    r = run_probe(["--main-taint", "net"], shim=True, options="baseline=first-thread")
-    _check_ok(r)
-    assert r["caller"]["ns"]["net"] == r["main"]["ns"]["net"], describe(r)
-    assert r["child"]["ns"]["net"] == r["main"]["ns"]["net"], describe(r)

@@ -1,73 +1,37 @@
 # SPDX-License-Identifier: Apache-2.0
-"""scripts/pristine-run and scripts/pristine-report."""
+"""scripts/pristine-run (README, "Use it" and "Tools"; man/pristine-run.1): checks every option
+before it starts anything (its own errors exit 125), one flag per option key, composes
+LD_PRELOAD (sanitizer runtimes and jemalloc stay ahead of the library) and PRISTINE_OPTIONS, and
+execs the command, whose status and death by signal pass through; it installs the build packages
+and builds the library when they are missing."""
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
 import shlex
 import shutil
 import signal
-import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, PROBE, ROOT, SHIM
+from programs import (PRISTINE_RUN, PROBE, SCRIPTS, SHIM, library_help,
+                      load_pristine_run, need, run, run_ok)
 
-RUN = ROOT / "scripts" / "pristine-run"
-REPORT = ROOT / "scripts" / "pristine-report"
-SITE_FUNCTION = "create_child_from_tainted_worker"
-
-
-def clean_env(**extra):
-    env = dict(os.environ)
-    for var in ("LD_PRELOAD", "PRISTINE_OPTIONS", "PRISTINE_LIB", "PRISTINE_RUN"):
-        env.pop(var, None)
-    env["PRISTINE_BUILD_DIR"] = str(BUILD_DIR)
-    env.update(extra)
-    return env
+RUN = PRISTINE_RUN
 
 
-def run(args, env=None, **kw):
-    return subprocess.run([str(RUN), *[str(a) for a in args]], env=env or clean_env(),
-                          capture_output=True, text=True, timeout=600, cwd=ROOT, **kw)
-
-
-@pytest.fixture
-def built():
-    if not SHIM.exists():
-        pytest.skip("shim not built")
+def pristine_run(args, env=None, **kw):
+    """scripts/pristine-run ARGS in the clean environment plus `env`, with PRISTINE_BUILD_DIR."""
+    kw.setdefault("timeout", 600)
+    return run([RUN, *args], env=env, build_dir=True, **kw)
 
 
 # --- pristine-run: validation -----------------------------------------------------------------
 
-def load_wrapper():
-    """scripts/pristine-run as a module (its option table)."""
-    loader = importlib.machinery.SourceFileLoader("pristine_run", str(RUN))
-    spec = importlib.util.spec_from_loader("pristine_run", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-HELP_LINE = re.compile(r"^  ([a-z_]+)=(\S+) \(default: ([^)]*)\) (.+)$")
-
-
-def library_help(shim):
-    """{key: (values, default, meaning)} from the library's PRISTINE_OPTIONS=help=1 text."""
-    p = subprocess.run(["/bin/true"], env=clean_env(LD_PRELOAD=str(shim), PRISTINE_OPTIONS="help=1"),
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    table = {m.group(1): m.groups()[1:] for m in map(HELP_LINE.match, p.stderr.splitlines()) if m}
-    assert len(table) > 20, p.stderr
-    return table
-
-
 def test_help_is_complete():
-    p = run(["--help"])
+    p = pristine_run(["--help"])
     assert p.returncode == 0 and p.stderr == ""
-    w = load_wrapper()
+    w = load_pristine_run()
     for o in w.OPTIONS:
         assert o.flag in p.stdout and o.key in p.stdout, o
         for v in o.values:
@@ -78,17 +42,16 @@ def test_help_is_complete():
 
 
 def test_version():
-    p = run(["--version"])
-    want = subprocess.run(["sh", str(ROOT / "scripts" / "version")], capture_output=True,
-                          text=True).stdout.strip()
+    p = pristine_run(["--version"])
+    want = run_ok(["sh", SCRIPTS / "version"]).stdout.strip()
     assert p.returncode == 0 and p.stdout == f"pristine-run {want}\n", p
 
 
-def test_wrapper_table_is_the_library_table(built):
+def test_wrapper_table_is_the_library_table(shim):
     """Flags and keys one to one: the wrapper's table against the library's (options.inc, as
     help=1 prints it), key by key: values, default and meaning."""
-    w = load_wrapper()
-    lib = library_help(SHIM)
+    w = load_pristine_run()
+    lib = library_help()
     plain = {k: v for k, v in lib.items() if v[0] not in ("isolate|inherit", "inherit")}
     assert {o.key for o in w.OPTIONS} == set(plain), (sorted(plain), [o.key for o in w.OPTIONS])
     for o in w.OPTIONS:
@@ -104,13 +67,14 @@ def test_wrapper_table_is_the_library_table(built):
 
 
 def print_env(args, **env):
-    p = run([*args, "--print-env"], env=clean_env(**env))
+    p = pristine_run([*args, "--print-env"], env=env)
     assert p.returncode == 0, p.stderr
     return dict(line.split("=", 1) for line in p.stdout.splitlines())
 
 
-def test_every_flag_sets_its_key(built):
-    w = load_wrapper()
+@pytest.mark.slow
+def test_every_flag_sets_its_key(shim):
+    w = load_pristine_run()
     for o in w.OPTIONS:
         if o.key == "help":
             continue
@@ -121,7 +85,7 @@ def test_every_flag_sets_its_key(built):
             assert print_env([f"{o.flag}={value}"]) == got
 
 
-def test_print_env(built):
+def test_print_env(shim):
     got = print_env(["--mode", "audit", "--report", "/tmp/pristine.%p.json", "--policy",
                      "net=inherit:uts=inherit,sigmask=isolate"],
                     PRISTINE_OPTIONS="log=off", LD_PRELOAD="/lib/x86_64-linux-gnu/libc.so.6")
@@ -130,34 +94,34 @@ def test_print_env(built):
     assert got["PRISTINE_OPTIONS"] == ("log=off:mode=audit:report=/tmp/pristine.%p.json:"
                                        "net=inherit:uts=inherit:sigmask=isolate")
     # It runs nothing: a command with it is refused.
-    p = run(["--print-env", "--", "/bin/true"])
+    p = pristine_run(["--print-env", "--", "/bin/true"])
     assert p.returncode == 125 and "--print-env" in p.stderr, p
 
 
-def test_policy_takes_what_the_variable_takes(built):
+def test_policy_takes_what_the_variable_takes(shim):
     got = print_env(["--policy", "net=inherit:caps=inherit", "--policy", "affinity=isolate"])
     assert got["PRISTINE_OPTIONS"] == "net=inherit:caps=inherit:affinity=isolate"
-    p = run(["--policy", "mode=audit", "/bin/true"])
+    p = pristine_run(["--policy", "mode=audit", "/bin/true"])
     assert p.returncode == 125 and "--mode" in p.stderr, p.stderr
 
 
 def test_bad_inherited_options_name_every_key():
-    w = load_wrapper()
+    w = load_pristine_run()
     for bad in ("colour=blue", "justaword"):
-        p = run(["/bin/true"], env=clean_env(PRISTINE_OPTIONS=f"mode=audit:{bad}"))
+        p = pristine_run(["/bin/true"], env={"PRISTINE_OPTIONS": f"mode=audit:{bad}"})
         assert p.returncode == 125, p
         assert "PRISTINE_OPTIONS" in p.stderr and bad in p.stderr, p.stderr
         for key in w.ALL_KEYS:
             assert re.search(rf"\b{key}\b", p.stderr), (key, p.stderr)
 
 
-def test_main_thread_hint_names_the_flag_under_the_wrapper(built):
-    p = run(["--", PROBE, "--main-taint", "net"])
+@pytest.mark.root
+def test_main_thread_hint_names_the_flag_under_the_wrapper(shim):
+    p = pristine_run(["--", PROBE, "--main-taint", "net"])
     assert p.returncode == 0, p.stderr
     hint = [l for l in p.stderr.splitlines() if "main thread" in l]
     assert len(hint) == 1 and "pristine-run --baseline first-thread" in hint[0], p.stderr
-    direct = subprocess.run([str(PROBE), "--main-taint", "net"], capture_output=True, text=True,
-                            env=clean_env(LD_PRELOAD=str(SHIM)), timeout=120, cwd=ROOT)
+    direct = run([PROBE, "--main-taint", "net"], shim=True)
     hint = [l for l in direct.stderr.splitlines() if "main thread" in l]
     assert len(hint) == 1 and "PRISTINE_OPTIONS=baseline=first-thread" in hint[0], direct.stderr
 
@@ -175,9 +139,8 @@ def test_installs_the_build_packages_when_missing(tmp_path):
     stub.chmod(0o755)
     empty = tmp_path / "bin"
     empty.mkdir()
-    env = clean_env(PATH=str(empty), PRISTINE_BUILD_DIR=str(tmp_path / "build"))
-    p = subprocess.run([str(tmp_path / "scripts" / "pristine-run"), "/bin/true"], env=env,
-                       capture_output=True, text=True, timeout=120)
+    p = run([tmp_path / "scripts" / "pristine-run", "/bin/true"],
+            env={"PATH": empty, "PRISTINE_BUILD_DIR": tmp_path / "build"})
     assert p.returncode == 125, p
     assert "installing the build packages" in p.stderr and "cmake" in p.stderr, p.stderr
     assert record.read_text().split() == ["build"]
@@ -204,7 +167,7 @@ def test_installs_the_build_packages_when_missing(tmp_path):
     ([], ["no command"]),
 ])
 def test_bad_input_exits_125_naming_the_option(args, names):
-    p = run([*args, "--", "/bin/true"] if args and args != ["--mode"] else args)
+    p = pristine_run([*args, "--", "/bin/true"] if args and args != ["--mode"] else args)
     assert p.returncode == 125, (p.returncode, p.stderr)
     for n in names:
         assert n in p.stderr, p.stderr
@@ -212,51 +175,51 @@ def test_bad_input_exits_125_naming_the_option(args, names):
 
 
 def test_bad_inherited_options_refused():
-    p = run(["/bin/true"], env=clean_env(PRISTINE_OPTIONS="mode=enforce:verify=sometimes"))
+    p = pristine_run(["/bin/true"], env={"PRISTINE_OPTIONS": "mode=enforce:verify=sometimes"})
     assert p.returncode == 125
     assert "PRISTINE_OPTIONS" in p.stderr and "verify=sometimes" in p.stderr
 
 
 def test_validation_happens_before_the_command_runs(tmp_path):
     marker = tmp_path / "ran"
-    p = run(["--mode", "nope", "--", "/bin/sh", "-c", f"touch {marker}"])
+    p = pristine_run(["--mode", "nope", "--", "/bin/sh", "-c", f"touch {marker}"])
     assert p.returncode == 125 and not marker.exists()
 
 
-def test_own_errors_never_collide_with_the_commands_status(built):
-    assert run(["--", "/bin/sh", "-c", "exit 2"]).returncode == 2
-    assert run(["--mode", "nope", "--", "/bin/sh", "-c", "exit 2"]).returncode == 125
+def test_own_errors_never_collide_with_the_commands_status(shim):
+    assert pristine_run(["--", "/bin/sh", "-c", "exit 2"]).returncode == 2
+    assert pristine_run(["--mode", "nope", "--", "/bin/sh", "-c", "exit 2"]).returncode == 125
 
 
 # --- pristine-run: running ----------------------------------------------------------------------
 
-def test_exit_code_passes_through(built):
-    assert run(["--", "/bin/sh", "-c", "exit 7"]).returncode == 7
-    assert run(["/bin/false"]).returncode == 1
+def test_exit_code_passes_through(shim):
+    assert pristine_run(["--", "/bin/sh", "-c", "exit 7"]).returncode == 7
+    assert pristine_run(["/bin/false"]).returncode == 1
 
 
-def test_death_by_signal_passes_through(built):
-    p = run(["--", "/bin/sh", "-c", "kill -TERM $$"])
+def test_death_by_signal_passes_through(shim):
+    p = pristine_run(["--", "/bin/sh", "-c", "kill -TERM $$"])
     assert p.returncode == -signal.SIGTERM, p
 
 
-def test_sigpipe_default_for_the_command(built):
+def test_sigpipe_default_for_the_command(shim):
     # Python ignores SIGPIPE; the wrapper must not hand that on.
-    p = run(["--", "/bin/sh", "-c", "grep SigIgn /proc/self/status"])
+    p = pristine_run(["--", "/bin/sh", "-c", "grep SigIgn /proc/self/status"])
     ignored = int(p.stdout.split()[1], 16)
     assert not ignored & (1 << (signal.SIGPIPE - 1)), p.stdout
 
 
-def test_command_not_found(built):
-    p = run(["/nonexistent/command"])
+def test_command_not_found(shim):
+    p = pristine_run(["/nonexistent/command"])
     assert p.returncode == 127 and "not found" in p.stderr
 
 
-def test_composes_environment(built):
-    env = clean_env(PRISTINE_OPTIONS="mode=audit:log=off", LD_PRELOAD="/lib/x86_64-linux-gnu/libc.so.6")
-    p = run(["--mode", "enforce", "--policy", "net=inherit,affinity=inherit", "--strict",
-             "--baseline", "first-thread", "--log", "stderr", "--",
-             "/bin/sh", "-c", 'echo "$PRISTINE_OPTIONS"; echo "$LD_PRELOAD"'], env=env)
+def test_composes_environment(shim):
+    env = {"PRISTINE_OPTIONS": "mode=audit:log=off", "LD_PRELOAD": "/lib/x86_64-linux-gnu/libc.so.6"}
+    p = pristine_run(["--mode", "enforce", "--policy", "net=inherit,affinity=inherit", "--strict",
+                      "--baseline", "first-thread", "--log", "stderr", "--",
+                      "/bin/sh", "-c", 'echo "$PRISTINE_OPTIONS"; echo "$LD_PRELOAD"'], env=env)
     assert p.returncode == 0, p.stderr
     options, preload = p.stdout.splitlines()
     # The existing options come first; the command line's come later and win.
@@ -267,8 +230,9 @@ def test_composes_environment(built):
     assert entries[1:] == ["/lib/x86_64-linux-gnu/libc.so.6"]
 
 
-def test_runs_the_probe_under_the_shim(built, tmp_path):
-    p = run(["--report", f"{tmp_path}/r.%p.json", "--", PROBE, "--taint", "net",
+@pytest.mark.root
+def test_runs_the_probe_under_the_shim(shim, tmp_path):
+    p = pristine_run(["--report", f"{tmp_path}/r.%p.json", "--", PROBE, "--taint", "net",
              "--exit-normally"])
     assert p.returncode == 0, p.stderr
     r = json.loads(p.stdout)
@@ -277,83 +241,34 @@ def test_runs_the_probe_under_the_shim(built, tmp_path):
     assert (tmp_path / f"r.{r['pid']}.json").exists()
 
 
-def test_mode_audit_through_the_wrapper(built):
-    p = run(["--mode", "audit", "--", PROBE, "--taint", "net"])
+@pytest.mark.root
+def test_mode_audit_through_the_wrapper(shim):
+    p = pristine_run(["--mode", "audit", "--", PROBE, "--taint", "net"])
     r = json.loads(p.stdout)
     assert r["child"]["ns"]["net"] == r["caller"]["ns"]["net"]
 
 
+@pytest.mark.build
 def test_builds_the_library_when_missing(tmp_path):
-    if shutil.which("cmake") is None:
-        pytest.skip("cmake not installed")
+    need("cmake")
     build = tmp_path / "build"
-    p = run(["/bin/sh", "-c", 'echo "$LD_PRELOAD"'], env=clean_env(PRISTINE_BUILD_DIR=str(build)))
+    p = pristine_run(["/bin/sh", "-c", 'echo "$LD_PRELOAD"'], env={"PRISTINE_BUILD_DIR": build})
     assert p.returncode == 0, p.stderr
     lib = build / "shim" / "libpristine.so"
     assert lib.exists(), p.stderr
     assert p.stdout.strip() == str(lib)
 
 
-# --- pristine-report ------------------------------------------------------------------------------
-
-@pytest.fixture
-def reports(built, tmp_path):
-    env = clean_env(LD_PRELOAD=str(SHIM), PRISTINE_OPTIONS=f"report={tmp_path}/x.%p.json")
-    # fs: isolated only by forwarding, so the counts are forwarded creates.
-    for args in (["--taint", "fs", "--child-creates", "2"],
-                 ["--taint", "fs", "--child-creates", "1"],
-                 ["--taint", "fs", "--taint", "seccomp"]):
-        p = subprocess.run([str(PROBE), *args, "--exit-normally"], env=env, cwd=ROOT,
-                           capture_output=True, text=True, timeout=120)
-        assert p.returncode == 0, p.stderr
-    return sorted(tmp_path.glob("x.*.json"))
-
-
-def report(args):
-    return subprocess.run(["/usr/bin/python3", str(REPORT), *[str(a) for a in args]],
-                          capture_output=True, text=True, timeout=60)
-
-
-def test_report_summary(reports):
-    p = report(reports)
-    assert p.returncode == 0, p.stderr
-    out = p.stdout
-    assert "3 report(s)" in out
-    assert "threads created   7" in out  # 3 workers + 4 children
-    assert "forwarded         3" in out
-    assert "fs" in out and "seccomp" in out
-    assert SITE_FUNCTION in out
-    assert "seccomp filter cannot be re-applied" in out
-    assert "seen in 3 processes" in out
-
-
-def test_report_json(reports):
-    p = report(["--json", *reports])
-    doc = json.loads(p.stdout)
-    assert doc["created"] == 7 and doc["forwarded"] == 3
-    [site] = doc["sites"]
-    assert site["decisions"] == {"forwarded": 3, "restricted": 1}
-    # Symbolized by pristine-report (libdw): demangled names and source lines.
-    names = [s["function"] or "" for f in site["frames"] for s in f["symbols"]]
-    assert any(f"{SITE_FUNCTION}(" in n for n in names), site
-    assert any((s["file"] or "").endswith("probe.cc") and s["line"]
-               for f in site["frames"] for s in f["symbols"]), site
-
-
-def test_report_bad_files_are_named_and_skipped(reports, tmp_path):
-    bad_json = tmp_path / "bad.json"
-    bad_json.write_text("{")
-    bad_schema = tmp_path / "schema.json"
-    bad_schema.write_text(json.dumps({"created": 1, "forwarded": "many", "sites": []}))
-    missing = tmp_path / "missing.json"
-    p = report([*reports, bad_json, bad_schema, missing])
-    assert p.returncode == 2
-    assert f"{bad_json}: not valid JSON" in p.stderr
-    assert f"{bad_schema}: 'forwarded'" in p.stderr
-    assert f"{missing}:" in p.stderr
-    assert "3 report(s)" in p.stdout  # the good ones are still summarised
-
-
-def test_report_nothing_usable(tmp_path):
-    p = report([tmp_path / "missing.json"])
-    assert p.returncode == 2 and p.stdout == "" and "no usable report" in p.stderr
+def test_preload_order(shim):
+    """Sanitizer runtimes and jemalloc stay ahead of the library, in their order; every other
+    entry follows it; the library appears once."""
+    # Paths that do not exist, with the runtimes' names: the dynamic loader skips them with a
+    # warning, and the shell prints what it was given.
+    given = ["/nonexistent/libfoo.so", "/nonexistent/libasan.so.8",
+             "/nonexistent/libclang_rt.tsan-x86_64.so", str(shim),
+             "/nonexistent/libjemalloc.so.2", "/nonexistent/libbar.so"]
+    proc = pristine_run(["--", "/bin/sh", "-c", 'printf "%s\\n" "$LD_PRELOAD"'],
+                        env={"LD_PRELOAD": ":".join(given), "PRISTINE_LIB": shim})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().split(":") == [given[1], given[2], given[4], str(shim), given[0],
+                                              given[5]]

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The library's /proc reads never follow a tainted thread's root (issue 11 item 3), with
+"""The library's /proc reads never follow a tainted thread's root (README,
+"Files the library writes": nothing it opens is resolved on a tainted thread), with
 build/testapps/forged_proc.
 
 A worker makes its fs private (its creates are forwarded), copies the real status files of every
@@ -29,8 +30,9 @@ import json
 
 import pytest
 
-from conftest import SHIM
-from issue3_helpers import app_path, run_app, run_cmd
+from programs import SHIM, app_path, run, run_app
+
+pytestmark = pytest.mark.root
 
 DROPS = ["caps", "nnp", "seccomp", "caps,seccomp"]
 
@@ -68,7 +70,7 @@ def _count(tmp_path, shim):
     if shim:
         cmd.append(f"LD_PRELOAD={SHIM}")
     cmd += [app_path("forged_proc"), "--dir", str(tmp_path), "--count"]
-    r = run_cmd(cmd)
+    r = run(cmd)
     assert r.returncode == 0, r.describe()
     return json.loads(r.stdout), r
 
