@@ -50,6 +50,11 @@
 namespace pristine {
 namespace {
 
+// Set once by pthread_setattr_default_np (NoteDefaultAttrsChanged), for good.
+ABSL_CONST_INIT std::atomic<bool> g_default_attrs_changed{false};
+
+bool DefaultAttrsChanged() { return g_default_attrs_changed.load(std::memory_order_relaxed); }
+
 // glibc's mapping of pthread_create results to C11 (thrd_create.c).
 int C11Result(int rc) {
   switch (rc) {
@@ -171,17 +176,29 @@ void CaptureInherited(ChildSetup* s, const pthread_attr_t* attr, DimSet taint,
                       const Options& options) {
   s->forwarded = true;
   DimSet isolated = options.isolated;
+  // forward=all forwards callers whose name or scheduling may have changed
+  // where no entry point sees it (a write to /proc/thread-self/comm, a raw
+  // system call), which a thread created on the caller would inherit: read
+  // them, as a verified taint would be (a few system calls; a mode for tests).
+  bool forward_all = lifecycle_internal::g_forward_all.load(std::memory_order_relaxed);
+  CaptureFpEnv(&s->fpenv);
   s->set_sigmask = !AttrHasSigmask(attr);
   s->sigmask = isolated.has(Dim::kSigmask) ? BaselineSigmask() : ReadSigmask();
   // The template's threads are named after it, so the name is always set;
   // it is the caller's own only if verified different from the baseline's.
   s->set_name = true;
-  if (taint.has(Dim::kName) && !isolated.has(Dim::kName)) ReadName(s->name);
+  if ((taint.has(Dim::kName) || forward_all) && !isolated.has(Dim::kName)) ReadName(s->name);
   else BaselineName(s->name);
   // The template runs with the baseline's scheduling (template_thread.cc):
   // only a caller verified to differ, with sched inherited, needs setting.
   SchedState sched;
-  if (taint.has(Dim::kSched) && !isolated.has(Dim::kSched) && ReadSched(0, &sched)) {
+  bool sched_differs = taint.has(Dim::kSched) && !isolated.has(Dim::kSched) && ReadSched(0, &sched);
+  if (!sched_differs && forward_all && !isolated.has(Dim::kSched) && ReadSched(0, &sched)) {
+    SchedState base;
+    BaselineSched(&base);
+    sched_differs = !(sched == base);
+  }
+  if (sched_differs) {
     s->set_sched = !AttrHasExplicitSched(attr);
     s->sched_policy = sched.policy;
     s->sched_param.sched_priority = sched.priority;
@@ -253,8 +270,9 @@ bool CreateForwarded(pthread_t* thread, const pthread_attr_t* attr, ChildSetup* 
   const Options& options = CurrentOptions();
   CaptureInherited(setup, attr, taint, options);
   DimSet open_ns = taint.has(Dim::kFiles) ? (taint & kNamespaceDims) - options.isolated : DimSet();
-  // Default attributes: a spare made ahead of time fits, if one is ready.
-  bool spare_fits = attr == nullptr && open_ns.empty();
+  // Default attributes: a spare made ahead of time fits, if one is ready,
+  // and if the defaults are still those it was made with.
+  bool spare_fits = attr == nullptr && open_ns.empty() && !DefaultAttrsChanged();
   if (spare_fits && HandToSpare(ChildStart, setup, thread)) {
     *rc = 0;
     return true;
@@ -307,6 +325,25 @@ DimSet RepairableByCaller(DimSet dims) {
   return dims;
 }
 
+// Whether a thread the template creates with `attr` would get a scheduling
+// policy its caller could not give it: glibc applies the attributes' explicit
+// real-time policy with its creator's privileges (the template's), and the
+// caller may lack CAP_SYS_NICE (RLIMIT_RTPRIO then decides). Never escalate:
+// such a caller creates the thread itself. `plan` is the caller's
+// (PlanPrivileges).
+bool SchedulingWouldEscalate(const pthread_attr_t* attr, const PrivilegePlan& plan) {
+  if (!plan.apply || !AttrHasExplicitSched(attr)) return false;  // apply: caller != template
+  int policy = SCHED_OTHER;
+  if (LIBC(pthread_attr_getschedpolicy)(attr, &policy) != 0 ||
+      (policy != SCHED_FIFO && policy != SCHED_RR)) {
+    return false;
+  }
+  constexpr uint64_t kSysNice = 1ull << CAP_SYS_NICE;
+  SecurityState base;
+  return !TemplateSecurity(&base) ||
+         ((base.cap_eff & kSysNice) != 0 && (plan.cap_eff & kSysNice) == 0);
+}
+
 // Everything but the untainted fast path. Returns pthread_create's result.
 int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
                int (*c11_start)(void*), void* arg) {
@@ -324,7 +361,8 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
     case Decision::kForward: {
       ChildSetup* setup = NewChildSetup(start, c11_start, arg);
       if (setup == nullptr) return EAGAIN;
-      if (!PlanPrivileges(&setup->privileges)) {
+      if (!PlanPrivileges(&setup->privileges) ||
+          SchedulingWouldEscalate(attr, setup->privileges)) {
         FreeChildSetup(setup);
         ReportTaintedCreate(taint, Decision::kRestricted, false);
         return CreateDirect(thread, attr, start, c11_start, arg);
@@ -332,7 +370,9 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
       int rc;
       if (CreateForwarded(thread, attr, setup, taint, &rc)) {
         ReportTaintedCreate(taint, Decision::kForward, true);
-        if (OnMainThread() && !taint.empty()) HintMainThreadOnce(taint);
+        // Only an isolated dimension is worth the hint (forward=all forwards
+        // callers that differ in none).
+        if (OnMainThread() && taint.intersects(options.isolated)) HintMainThreadOnce(taint);
         return rc;
       }
       // No template serves (a rebase is replacing it): the caller's create.
@@ -466,6 +506,8 @@ long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds) {
   if (!taint.empty()) ReportTaintedCreate(taint, route.decision, false);
   return call(ctx);
 }
+
+void NoteDefaultAttrsChanged() { g_default_attrs_changed.store(true, std::memory_order_relaxed); }
 
 int CreateThread(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
                  void* arg) {

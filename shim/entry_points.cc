@@ -75,6 +75,13 @@ PRISTINE_EXPORT int thrd_create(thrd_t* thread, thrd_start_t start, void* arg) {
   return CreateC11Thread(thread, start, arg);
 }
 
+// Changes what a null attr means; spares were made with the old defaults.
+PRISTINE_EXPORT int pthread_setattr_default_np(const pthread_attr_t* attr) {
+  int rc = REAL(pthread_setattr_default_np)(attr);
+  if (rc == 0) NoteDefaultAttrsChanged();
+  return rc;
+}
+
 PRISTINE_EXPORT int setns(int fd, int nstype) {
   int flags = SetnsNamespaceFlags(fd, nstype);
   DimSet dims = DimsChangedByUnshare(flags);

@@ -66,6 +66,7 @@ using AttrGetStackaddrFn = int (*)(const pthread_attr_t* attr, void** stackaddr)
   X(setpriority, SetpriorityFn)                            \
   X(nice, decltype(&::nice))                                         \
   X(pthread_setname_np, decltype(&::pthread_setname_np))             \
+  X(pthread_setattr_default_np, decltype(&::pthread_setattr_default_np)) \
   X(prctl, PrctlFn)                                                  \
   X(capset, CapsetFn)                                                \
   X(setuid, decltype(&::setuid))                                     \
