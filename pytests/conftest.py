@@ -155,6 +155,21 @@ def run_probe_fixture(probe):
 # ---------------------------------------------------------------------------------------------
 # Helpers shared by the test modules (import them with `from conftest import ...`).
 
+def cannot_run_here(where, stderr, shim, exit_code_without_library):
+    """A test program exited 3, "this machine cannot run it". Without the library that skips the
+    test. Under the library it skips only if the program cannot run without the library either
+    (`exit_code_without_library()` runs it so and returns its exit code): a regression that made it
+    exit 3 under the library alone must fail, never pass as a skip."""
+    if not shim:
+        pytest.skip(f"this machine cannot run it: {where}: {stderr.strip()}")
+    plain = exit_code_without_library()
+    if plain == PROBE_EXIT_UNSUPPORTED:
+        pytest.skip(f"this machine cannot run it, with or without the library: {where}: "
+                    f"{stderr.strip()}")
+    pytest.fail(f"{where} cannot run under the library only (exit 3; without it: exit {plain}):\n"
+                f"{stderr}")
+
+
 def get(state, key):
     """state["a"]["b"] for key "a.b"."""
     for part in key.split("."):

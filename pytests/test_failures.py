@@ -23,7 +23,7 @@ import pytest
 from issue3_helpers import pids_cgroup, run_app  # noqa: F401 (pids_cgroup is a fixture)
 
 SHIM_IDS = ["no-shim", "shim"]
-NO_TEMPLATE_WARNING = "pristine: could not start the template thread"
+NO_TEMPLATE_WARNING = "could not start the template thread"  # lines are "pristine[PID]: ..."
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, ROOT
+from conftest import BUILD_DIR, ROOT, cannot_run_here
 
 FAULTS = BUILD_DIR / "testapps" / "faults"
 TIMEOUT_S = 180  # healthy runs take well under a second each
@@ -40,7 +40,8 @@ def run_faults(case, shim_path=None, args=(), options=None, expect_json=True):
     except subprocess.TimeoutExpired:
         pytest.fail(f"HANG: {where} did not finish in {TIMEOUT_S} s")
     if proc.returncode == 3:
-        pytest.skip(f"this machine cannot run it: {proc.stderr.strip()}")
+        cannot_run_here(where, proc.stderr, shim_path is not None,
+                        lambda: run_faults_exit_code(case, args))
     if not expect_json:
         return proc, None
     assert proc.returncode == 0, f"{where}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -49,6 +50,13 @@ def run_faults(case, shim_path=None, args=(), options=None, expect_json=True):
     result = json.loads(lines[0])
     result["_where"] = where
     return proc, result
+
+
+def run_faults_exit_code(case, args=()):
+    """The exit code of a run without the library (for cannot_run_here)."""
+    return subprocess.run([str(FAULTS), case, *[str(a) for a in args]], cwd=str(ROOT),
+                          env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+                          timeout=TIMEOUT_S, stdin=subprocess.DEVNULL).returncode
 
 
 def check_no_leak(r, plain):

@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, ROOT
+from conftest import BUILD_DIR, ROOT, cannot_run_here
 
 PROPERTY = BUILD_DIR / "testapps" / "property"
 TIMEOUT_S = 120  # a run takes a fraction of a second
@@ -41,7 +41,10 @@ def run_property(seed, shim_path=None, options=None, steps=300):
     proc = subprocess.run(cmd, cwd=str(ROOT), env=env, capture_output=True, text=True,
                           timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
     if proc.returncode == 3:
-        pytest.skip(proc.stderr.strip())
+        cannot_run_here(" ".join(cmd), proc.stderr, shim_path is not None,
+                        lambda: subprocess.run(cmd, cwd=str(ROOT), env={"PATH": "/usr/bin:/bin"},
+                                               capture_output=True, timeout=TIMEOUT_S,
+                                               stdin=subprocess.DEVNULL).returncode)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
     assert lines, f"seed {seed}: no result (exit {proc.returncode})\n{proc.stdout}\n{proc.stderr}"
     return proc, json.loads(lines[-1])

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The JSON report (PRISTINE_OPTIONS=report=PATH): counters, call sites, symbolized frames, one
-file per process written atomically at exit.
+"""The JSON report (PRISTINE_OPTIONS=report=PATH): counters, call sites, raw frames (module, build
+id, module-relative address; pristine-report symbolizes them), one file per process, written
+atomically when a new site appears and at exit.
 
 The probe normally leaves with _exit(); --exit-normally makes it call exit() so that the report,
 written by an atexit handler, appears.
@@ -24,8 +25,21 @@ def read_report(tmp_path, result, stem="r"):
     return json.loads(path.read_text())
 
 
-def frame_functions(site):
-    return [f["function"] or "" for f in site["frames"]]
+def frame_functions(site, report_path):
+    """The symbolized function names of a site's frames (pristine-report --json)."""
+    out = subprocess.run(["/usr/bin/python3", str(ROOT / "scripts" / "pristine-report"), "--json",
+                          str(report_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    merged = json.loads(out.stdout)
+    keys = [(f["module"], f["build_id"], f["address"]) for f in site["frames"]]
+    for s in merged["sites"]:
+        if [(f["module"], f["build_id"], f["address"]) for f in s["frames"]] == keys:
+            return [x["function"] or "" for f in s["frames"] for x in f["symbols"]]
+    raise AssertionError(f"site not found in {merged}")
+
+
+def report_path(tmp_path, result, stem="r"):
+    return tmp_path / f"{stem}.{result['pid']}.json"
 
 
 def test_report_counts_and_names_the_creating_function(run_probe, tmp_path):
@@ -44,13 +58,12 @@ def test_report_counts_and_names_the_creating_function(run_probe, tmp_path):
     assert site["decision"] == "forwarded" and site["reason"] is None, site
     assert 1 <= len(site["frames"]) <= 16, site
     for f in site["frames"]:
-        assert set(f) == {"function", "offset", "module"}, f
-        assert isinstance(f["offset"], int) and f["offset"] >= 0, f
-    functions = frame_functions(site)
+        assert set(f) == {"module", "build_id", "address"}, f
+        assert isinstance(f["address"], int) and f["address"] >= 0, f
+    functions = frame_functions(site, report_path(tmp_path, r))
     # A static function, named from the executable's .symtab.
     assert any(SITE_FUNCTION in fn for fn in functions), functions
-    named = [f for f in site["frames"] if SITE_FUNCTION in (f["function"] or "")][0]
-    assert pathlib.Path(named["module"]).resolve() == PROBE.resolve(), named
+    assert any(pathlib.Path(f["module"]).resolve() == PROBE.resolve() for f in site["frames"])
     # The shim's own frames are not in the stack: frame 0 is in the probe.
     assert "libpristine" not in site["frames"][0]["module"], site
     # Written atomically: no temporary file left behind.
@@ -62,7 +75,7 @@ def test_report_site_through_other_apis(run_probe, tmp_path, api):
     r = run_probe(["--api", api, "--taint", "net", "--exit-normally"], shim=True,
                   options=f"report={tmp_path}/r.%p.json")
     [site] = read_report(tmp_path, r)["sites"]
-    assert any(SITE_FUNCTION in fn for fn in frame_functions(site)), site
+    assert any(SITE_FUNCTION in fn for fn in frame_functions(site, report_path(tmp_path, r))), site
 
 
 def test_report_restricted_site_says_why(run_probe, tmp_path):
@@ -139,14 +152,17 @@ def test_multi_process_reports_one_per_pid_and_merge(tmp_path):
     assert merged["reports"] == len(reports)
     [site] = merged["sites"]
     assert site["count"] == 5 and sorted(site["pids"]) == sorted(pids), site
-    assert any(SITE_FUNCTION in (f["function"] or "") for f in site["frames"]), site
+    assert any(SITE_FUNCTION in (x["function"] or "") for f in site["frames"]
+               for x in f["symbols"]), site
 
 
 def test_forked_child_writes_its_own_report(tmp_path):
-    """A forked child that leaves through exit() (a subshell) reports its own creates only."""
+    """A forked child that leaves through exit() (a subshell) reports its own creates only
+    (report_empty=1: the shells, which create no thread, write theirs too)."""
     if not SHIM.exists():
         pytest.skip("shim not built")
-    env = dict(os.environ, LD_PRELOAD=str(SHIM), PRISTINE_OPTIONS=f"report={tmp_path}/f.%p.json")
+    env = dict(os.environ, LD_PRELOAD=str(SHIM),
+               PRISTINE_OPTIONS=f"report={tmp_path}/f.%p.json:report_empty=1")
     script = f"( {PROBE} --taint fs --child-creates 2 --exit-normally >/dev/null; exit 0 ); exit 0"
     proc = subprocess.run(["/bin/bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
@@ -161,6 +177,6 @@ def test_forked_child_writes_its_own_report(tmp_path):
 def test_report_to_a_non_regular_file_is_written_in_place(run_probe):
     """report=/dev/stderr: written to the stream, never renamed over the device."""
     r = run_probe(["--taint", "fs", "--exit-normally"], shim=True, options="report=/dev/stderr")
-    docs = [json.loads(line) for line in r["_stderr"].splitlines() if line.startswith('{"pid"')]
+    docs = [json.loads(line) for line in r["_stderr"].splitlines() if line.startswith('{"schema"')]
     assert len(docs) == 1 and docs[0]["forwarded"] == 1, describe(r)
     assert os.path.exists("/dev/stderr")

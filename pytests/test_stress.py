@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD_DIR, ROOT
+from conftest import BUILD_DIR, ROOT, cannot_run_here
 
 STRESS = BUILD_DIR / "testapps" / "stress"
 TIMEOUT_S = 300  # a healthy short run takes about a second
@@ -30,7 +30,10 @@ def _run(shim_path=None, args=()):
     proc = subprocess.run(cmd, cwd=str(ROOT), env=env, capture_output=True, text=True,
                           timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
     if proc.returncode == 3:
-        pytest.skip(f"stress cannot run here: {proc.stderr.strip()}")
+        cannot_run_here(" ".join(cmd), proc.stderr, shim_path is not None,
+                        lambda: subprocess.run(cmd, cwd=str(ROOT), env={"PATH": "/usr/bin:/bin"},
+                                               capture_output=True, timeout=TIMEOUT_S,
+                                               stdin=subprocess.DEVNULL).returncode)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
     assert lines, f"no figures from {' '.join(cmd)} (rc {proc.returncode})\n{proc.stdout}\n{proc.stderr}"
     figures = json.loads(lines[-1])

@@ -186,8 +186,11 @@ def test_report_json(reports):
     assert doc["created"] == 7 and doc["forwarded"] == 3
     [site] = doc["sites"]
     assert site["decisions"] == {"forwarded": 3, "restricted": 1}
-    if shutil.which("c++filt"):
-        assert any(f"{SITE_FUNCTION}(" in (f["function"] or "") for f in site["frames"]), site
+    # Symbolized by pristine-report (libdw): demangled names and source lines.
+    names = [s["function"] or "" for f in site["frames"] for s in f["symbols"]]
+    assert any(f"{SITE_FUNCTION}(" in n for n in names), site
+    assert any((s["file"] or "").endswith("probe.cc") and s["line"]
+               for f in site["frames"] for s in f["symbols"]), site
 
 
 def test_report_bad_files_are_named_and_skipped(reports, tmp_path):

@@ -26,6 +26,12 @@ PRISTINE_API int pristine_rebase_v1(void) {
   return pristine::RebaseToCallingThread() ? 0 : -1;
 }
 
+// This copy's own definition, which no other object can interpose: a second
+// copy of the library in the process finds the first copy's
+// pristine_rebase_v1 under the exported name (lifecycle.cc).
+extern "C" __attribute__((visibility("hidden"), alias("pristine_rebase_v1"))) int
+pristine_this_copy_v1(void);
+
 // The calling thread's tainted dimensions (every dimension read from the
 // kernel), or 0 when there is no baseline to compare with.
 PRISTINE_API unsigned pristine_tainted_dimensions_v1(void) {

@@ -13,6 +13,7 @@
 
 #include "absl/base/attributes.h"
 #include "futex.h"
+#include "lifecycle.h"
 #include "proc_fd.h"
 #include "raw_syscall.h"
 #include "state.h"
@@ -39,16 +40,13 @@ struct Snapshot {
 };
 
 struct Baseline {
-  FutexMutex mu;
+  FutexMutex mu ABSL_ACQUIRED_AFTER(lifecycle_internal::g_lifecycle_mu);
   int defining_tid ABSL_GUARDED_BY(mu) = 0;
   int template_tid ABSL_GUARDED_BY(mu) = 0;
   // Whether other threads may still use the descriptors of an earlier
   // baseline (a rebase): they are then kept open.
   bool others_may_run ABSL_GUARDED_BY(mu) = false;
   Snapshot snap ABSL_GUARDED_BY(mu);
-  // The template's privileges, read on first need.
-  bool template_security_ok ABSL_GUARDED_BY(mu) = false;
-  SecurityState template_security ABSL_GUARDED_BY(mu);
 };
 
 ABSL_CONST_INIT Baseline g_baseline;
@@ -122,7 +120,7 @@ void ReadSnapshot(Snapshot* fresh) {
   fresh->affinity_ok = ReadAffinity(0, &fresh->affinity);
   ReadName(fresh->name);
   fresh->sched_ok = ReadSched(0, &fresh->sched);
-  fresh->security_ok = ReadSecurity(0, &fresh->security);
+  fresh->security_ok = ReadSecurity(Whose::kCallingThread, &fresh->security);
   fresh->taken = true;
 }
 
@@ -148,7 +146,6 @@ void BaselineDefine(OtherThreads others, int tid) {
   g_sigmask.store(mask, std::memory_order_relaxed);
   g_baseline.defining_tid = tid;
   g_baseline.template_tid = 0;
-  g_baseline.template_security_ok = false;
   g_baseline.others_may_run = others == OtherThreads::kMayRun;
   if (fresh.taken) {
     InstallSnapshot(fresh);
@@ -175,22 +172,19 @@ DimSet BaselineUnenterable() { return DimSet(g_unenterable.load(std::memory_orde
 void BaselineSetTemplate(int template_tid) {
   FutexLock lock(&g_baseline.mu);
   g_baseline.template_tid = template_tid;
-  g_baseline.template_security_ok = false;
 }
 
 void BaselineInvalidateSecurity() {
   FutexLock lock(&g_baseline.mu);
-  g_baseline.template_security_ok = false;
   // The snapshot's privileges moved with every thread's; read them again
-  // from the thread that defined the baseline when next compared.
-  g_baseline.snap.security_ok = ReadSecurity(g_baseline.defining_tid, &g_baseline.snap.security);
+  // from the main thread's (the process's status: see ReadSecurity).
+  g_baseline.snap.security_ok = ReadSecurity(Whose::kMainThread, &g_baseline.snap.security);
 }
 
 void BaselineForgetAfterFork() {
   g_baseline.mu.ResetAfterFork();
   FutexLock lock(&g_baseline.mu);
   g_baseline.template_tid = 0;
-  g_baseline.template_security_ok = false;
   g_baseline.others_may_run = false;
   // The descriptors are the child's copies; the next snapshot replaces them.
 }
@@ -209,7 +203,7 @@ DimSet BaselineDifferences(DimSet dims) {
   bool self_sched_ok = dims.has(Dim::kSched) && ReadSched(0, &self_sched);
   SecurityState self_security;
   bool self_security_ok = dims.intersects(kSecurityDims - Dim::kLandlock) &&
-                          ReadSecurity(0, &self_security);
+                          ReadSecurity(Whose::kCallingThread, &self_security);
   uint64_t self_mask = dims.has(Dim::kSigmask) ? ReadSigmask() : 0;
   char self_name[16] = {};
   if (dims.has(Dim::kName)) ReadName(self_name);
@@ -271,6 +265,14 @@ bool BaselineAffinity(cpu_set_t* out) {
   return true;
 }
 
+bool BaselineNamespaceId(Dim d, uint64_t* id) {
+  FutexLock lock(&g_baseline.mu);
+  int i = static_cast<int>(d);
+  if (!g_baseline.snap.taken || !(g_baseline.snap.ns_ok & DimSet(d).bits())) return false;
+  *id = g_baseline.snap.ns_id[i];
+  return true;
+}
+
 uint64_t BaselineSigmask() { return g_sigmask.load(std::memory_order_relaxed); }
 
 void BaselineName(char out[16]) {
@@ -285,15 +287,5 @@ void BaselineSched(SchedState* out) {
   else ReadSched(0, out);
 }
 
-bool TemplateSecurity(SecurityState* out) {
-  FutexLock lock(&g_baseline.mu);
-  if (g_baseline.template_tid == 0) return false;
-  if (!g_baseline.template_security_ok) {
-    g_baseline.template_security_ok =
-        ReadSecurity(g_baseline.template_tid, &g_baseline.template_security);
-  }
-  if (g_baseline.template_security_ok) *out = g_baseline.template_security;
-  return g_baseline.template_security_ok;
-}
 
 }  // namespace pristine

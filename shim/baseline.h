@@ -14,8 +14,9 @@
 // handlers do, never waits for the snapshot.
 //
 // What only a live thread can answer is asked of the template (when it runs):
-// whether a thread shares the baseline's fs_struct and fd table (kcmp), and
-// the privileges a forwarded thread starts with.
+// whether a thread shares the baseline's fs_struct and fd table (kcmp). The
+// privileges a forwarded thread starts with are the template's own
+// (template_thread.h).
 #ifndef PRISTINE_SHIM_BASELINE_H_
 #define PRISTINE_SHIM_BASELINE_H_
 
@@ -60,8 +61,8 @@ void BaselineCaptureSnapshot();
 // by the thread that started it.
 void BaselineSetTemplate(int template_tid);
 
-// Forgets cached privileges after a process-wide credential change (a glibc
-// setuid-family call changes every thread, the template included).
+// Reads the snapshot's privileges again after a process-wide credential
+// change (a glibc setuid-family call changes every thread).
 void BaselineInvalidateSecurity();
 
 // Forked child only, on its only thread: the template did not survive; the
@@ -91,6 +92,10 @@ bool BaselineReentryDescriptors(DimSet dims, int fds[kDimCount]);
 // them. Empty until the snapshot is taken. Lock-free; any thread.
 DimSet BaselineUnenterable();
 
+// The baseline's identifier (nsfs inode) of namespace `d`; false if unknown
+// (no snapshot yet). For reports.
+bool BaselineNamespaceId(Dim d, uint64_t* id);
+
 // The baseline's CPU affinity; false if unknown.
 bool BaselineAffinity(cpu_set_t* out);
 
@@ -103,11 +108,6 @@ void BaselineName(char out[16]);
 
 // The baseline's scheduling policy, priority and nice value.
 void BaselineSched(SchedState* out);
-
-// The privileges a forwarded thread starts with: the template's, read from
-// the kernel on first need after it started or after a process-wide change.
-// False if unknown (no template).
-bool TemplateSecurity(SecurityState* out);
 
 }  // namespace pristine
 

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "raw_syscall.h"
 #include "state.h"
+#include "thread_role.h"
 
 namespace pristine {
 namespace {
@@ -67,7 +68,7 @@ void CloseOwned(ChildSetup* s) {
 // taken from the library (a program that closed every descriptor) or a
 // security module refused: the thread then runs in its creator's namespace,
 // which is said on the log and kept in its taint record, never silently.
-DimSet Reenter(const ChildSetup& s) {
+DimSet Reenter(const ChildSetup& s) PRISTINE_REQUIRES_ROLE(kNewThreadRole) {
   DimSet failed;
   for (int i = 0; i < kDimCount; ++i) {
     if (s.reenter_fd[i] < 0) continue;
@@ -115,7 +116,7 @@ void InstallFpEnv(const FpEnv& env) {
 
 // A forwarded thread takes its caller's inherited values. The privileges come
 // last: the steps before may need the baseline's.
-void TakeCallersValues(const ChildSetup& s) {
+void TakeCallersValues(const ChildSetup& s) PRISTINE_REQUIRES_ROLE(kNewThreadRole) {
   InstallFpEnv(s.fpenv);
   if (s.set_name) RawSyscall(SYS_prctl, PR_SET_NAME, s.name);
   for (int i = 0; i < kDimCount; ++i) {
@@ -153,6 +154,7 @@ void FreeChildSetup(ChildSetup* s) {
 }
 
 void* ChildStart(void* p) {
+  kNewThreadRole.Enter();
   ChildSetup* s = static_cast<ChildSetup*>(p);
   DimSet failed = Reenter(*s);
   if (s->forwarded) TakeCallersValues(*s);
@@ -168,6 +170,7 @@ void* ChildStart(void* p) {
   int (*c11_start)(void*) = s->c11_start;
   void* arg = s->arg;
   FreeChildSetup(s);
+  kNewThreadRole.Leave();
   if (c11_start != nullptr) {
     // As glibc's start_thread does for thrd_create.
     return reinterpret_cast<void*>(static_cast<uintptr_t>(c11_start(arg)));
@@ -176,6 +179,7 @@ void* ChildStart(void* p) {
 }
 
 void ForgetChildSetupsAfterFork() {
+  PRISTINE_CHECK_ROLE(Bits(Role::kForkChild));
   // The threads that held blocks did not survive the fork; the forking
   // thread holds none outside a create.
   g_pool_used.store(0, std::memory_order_relaxed);

@@ -21,6 +21,7 @@
 #include "dimension.h"
 #include "privileges.h"
 #include "taint.h"
+#include "thread_role.h"
 
 namespace pristine {
 
@@ -82,7 +83,8 @@ struct ChildSetup {
 // A setup for `start(arg)` (or the C11 `c11_start(arg)`), from a pool of
 // blocks so that the new thread never calls free(); null when out of memory.
 // Any thread but the template.
-ChildSetup* NewChildSetup(void* (*start)(void*), int (*c11_start)(void*), void* arg);
+ChildSetup* NewChildSetup(void* (*start)(void*), int (*c11_start)(void*), void* arg)
+    PRISTINE_EXCLUDES_ROLE(kTemplateRole, kNewThreadRole);
 
 // Releases a setup that no thread will run (the create failed), closing the
 // descriptors it owns. The trampoline releases the others itself.

@@ -368,8 +368,10 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
         return CreateDirect(thread, attr, start, c11_start, arg);
       }
       int rc;
+      // Counted before the thread can exist: a process that exits while
+      // this create returns still reports it.
+      int report = ReportTaintedCreate(taint, Decision::kForward, true);
       if (CreateForwarded(thread, attr, setup, taint, &rc)) {
-        ReportTaintedCreate(taint, Decision::kForward, true);
         // Only an isolated dimension is worth the hint (forward=all forwards
         // callers that differ in none).
         if (OnMainThread() && taint.intersects(options.isolated)) HintMainThreadOnce(taint);
@@ -377,6 +379,7 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
       }
       // No template serves (a rebase is replacing it): the caller's create.
       FreeChildSetup(setup);
+      ReportForwardFellThrough(report, taint);
       ReportTaintedCreate(taint, Decision::kForward, false);
       return CreateDirect(thread, attr, start, c11_start, arg);
     }
@@ -429,7 +432,10 @@ bool RunSwitchedToBaseline(long (*call)(void*), void* ctx, const Route& route, l
     char path[48] = "thread-self/";
     strncat(path, NamespaceLeaf(d), sizeof path - strlen(path) - 1);
     long fd = RawSyscall(SYS_openat, proc, path, O_RDONLY | O_CLOEXEC);
-    own_fd[static_cast<int>(d)] = static_cast<int>(fd);
+    // Out of the low numbers: the program's own calls made meanwhile (the
+    // call itself is one) must not find a descriptor of ours under a number
+    // it just closed.
+    own_fd[static_cast<int>(d)] = fd >= 0 ? MoveToHighFd(static_cast<int>(fd)) : -1;
     ok = ok && fd >= 0;
   });
   uint64_t all = ~0ull, saved_mask = 0;
@@ -467,7 +473,7 @@ bool RunSwitchedToBaseline(long (*call)(void*), void* ctx, const Route& route, l
 // the program's callbacks (never escalate).
 bool TemplateMorePrivileged() {
   SecurityState caller, base;
-  if (!ReadSecurity(0, &caller) || !TemplateSecurity(&base)) return true;
+  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return true;
   return !SecurityDifferences(caller, base).empty() ||
          RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits();
 }
@@ -497,11 +503,13 @@ long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds) {
     req.base.run = RunCall;
     req.call = call;
     req.ctx = ctx;
+    // Counted before glibc's threads can exist (see CreateSlow).
+    int report = ReportTaintedCreate(taint, route.decision, true);
     if (RunOnTemplate(&req.base)) {
-      ReportTaintedCreate(taint, route.decision, true);
       errno = req.error;
       return req.result;
     }
+    ReportForwardFellThrough(report, taint);
   }
   if (!taint.empty()) ReportTaintedCreate(taint, route.decision, false);
   return call(ctx);

@@ -10,6 +10,8 @@
 // kernel, so a failed call costs one extra read and nothing else.
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <string.h>
@@ -24,6 +26,8 @@
 #include "raw_syscall.h"
 #include "state.h"
 #include "taint.h"
+#include "template_thread.h"
+#include "thread_role.h"
 
 namespace pristine {
 namespace {
@@ -52,6 +56,30 @@ DimSet DimsChangedByPrctl(int option) {
   }
 }
 
+// Whether `clock` is the calling thread's CPU-time clock: CLOCK_THREAD_CPUTIME_ID, or the same
+// clock in the kernel's own encoding (include/linux/posix-timers.h: a negative id, bit 2 for
+// "one thread", the thread id in ~(id >> 3), 0 meaning the caller), which glibc passes through.
+// A timer on it must be created by the caller.
+bool IsCallingThreadsCpuClock(clockid_t clock) {
+  return clock == CLOCK_THREAD_CPUTIME_ID || (clock < 0 && (clock & 4) != 0 && ~(clock >> 3) == 0);
+}
+
+// Whether glibc's lio_listio queues `cb` (rt/lio_listio-common.c, rt/aio_misc.c): not null, not
+// LIO_NOP, and a priority in [0, AIO_PRIO_DELTA_MAX] unless the opcode is one of glibc's own
+// sync operations (sysdeps/generic/aio_misc.h: LIO_NOP + 1 and + 2), whose priority it zeroes.
+bool IsQueuedByLioListio(const struct aiocb* cb) {
+  if (cb == nullptr || cb->aio_lio_opcode == LIO_NOP) return false;
+  if (cb->aio_lio_opcode == LIO_NOP + 1 || cb->aio_lio_opcode == LIO_NOP + 2) return true;
+  return cb->aio_reqprio >= 0 && cb->aio_reqprio <= AIO_PRIO_DELTA_MAX;
+}
+
+bool AnyRequestQueued(struct aiocb* const list[], int n) {
+  for (int i = 0; i < n; ++i) {
+    if (IsQueuedByLioListio(list[i])) return true;
+  }
+  return false;
+}
+
 // A libc-wrapper-shaped call: returns -1 and sets errno on failure.
 long SyscallResult(long raw) {
   if (raw < 0 && raw > -4096) {
@@ -59,6 +87,15 @@ long SyscallResult(long raw) {
     return -1;
   }
   return raw;
+}
+
+// syscall(SYS_rt_sigprocmask, how, set, old, size): async-signal-safe, as
+// pthread_sigmask; the mask is recorded only when one was set.
+long SignalMaskSyscall(const long a[6]) {
+  ScopedRole role(kSignalSafeRole);
+  long rc = SyscallResult(RawSyscall6(SYS_rt_sigprocmask, a[0], a[1], a[2], a[3], a[4], a[5]));
+  if (a[1] != 0) NoteSelfChange(Dim::kSigmask);
+  return rc;
 }
 
 }  // namespace
@@ -73,6 +110,20 @@ PRISTINE_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr
 
 PRISTINE_EXPORT int thrd_create(thrd_t* thread, thrd_start_t start, void* arg) {
   return CreateC11Thread(thread, start, arg);
+}
+
+// A main thread that leaves with pthread_exit leaves the process to its other
+// threads: the library's must not keep it alive (template_thread.h).
+PRISTINE_EXPORT void pthread_exit(void* value) {
+  if (OnMainThread()) NoteMainThreadExit();
+  REAL(pthread_exit)(value);
+  __builtin_unreachable();
+}
+
+PRISTINE_EXPORT void thrd_exit(int value) {
+  if (OnMainThread()) NoteMainThreadExit();
+  REAL(thrd_exit)(value);
+  __builtin_unreachable();
 }
 
 // Changes what a null attr means; spares were made with the old defaults.
@@ -144,6 +195,7 @@ PRISTINE_EXPORT int pthread_setaffinity_np(pthread_t thread, size_t size,
 // baseline is read when the baseline is defined), only the thread's own
 // record.
 PRISTINE_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
+  ScopedRole role(kSignalSafeRole);
   uint64_t mask;
   if (set != nullptr) {
     memcpy(&mask, set, sizeof mask);
@@ -291,6 +343,8 @@ PRISTINE_EXPORT long syscall(long nr, ...) {
   long a[6];
   for (long& v : a) v = va_arg(ap, long);
   va_end(ap);
+  // A signal handler may change its mask this way: the signal-safe path.
+  if (nr == SYS_rt_sigprocmask) return SignalMaskSyscall(a);
   switch (nr) {
     case SYS_setns:
       return setns(static_cast<int>(a[0]), static_cast<int>(a[1]));
@@ -309,9 +363,6 @@ PRISTINE_EXPORT long syscall(long nr, ...) {
   DimSet self_dims;
   bool cross = false;
   switch (nr) {
-    case SYS_rt_sigprocmask:
-      if (a[1] != 0) self_dims = Dim::kSigmask;
-      break;
     case SYS_sched_setscheduler:
     case SYS_sched_setparam:
     case SYS_sched_setattr:
@@ -338,9 +389,7 @@ PRISTINE_EXPORT long syscall(long nr, ...) {
     default:
       break;
   }
-  // A signal mask alone needs nothing before it (and may come from a signal
-  // handler).
-  if (cross || !(self_dims - Dim::kSigmask).empty()) BeforeChange(self_dims, !cross);
+  if (!self_dims.empty() || cross) BeforeChange(self_dims, !cross);
   // What glibc's syscall() does: the raw call, errno on failure.
   long rc = SyscallResult(RawSyscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
   if (!self_dims.empty()) NoteSelfChange(self_dims);
@@ -352,7 +401,7 @@ PRISTINE_EXPORT long syscall(long nr, ...) {
 
 PRISTINE_EXPORT int timer_create(clockid_t clock, struct sigevent* sev, timer_t* timer) {
   // A thread CPU-time clock means the calling thread's: never elsewhere.
-  if (sev == nullptr || sev->sigev_notify != SIGEV_THREAD || clock == CLOCK_THREAD_CPUTIME_ID) {
+  if (sev == nullptr || sev->sigev_notify != SIGEV_THREAD || IsCallingThreadsCpuClock(clock)) {
     return REAL(timer_create)(clock, sev, timer);
   }
   struct Args {
@@ -385,6 +434,11 @@ PRISTINE_EXPORT int mq_notify(mqd_t mq, const struct sigevent* sev) {
 }
 
 PRISTINE_EXPORT int getaddrinfo_a(int mode, struct gaicb* list[], int n, struct sigevent* sev) {
+  // glibc's first check (resolv/getaddrinfo_a.c), before anything below rewrites the mode.
+  if (mode != GAI_WAIT && mode != GAI_NOWAIT) {
+    errno = EINVAL;
+    return EAI_SYSTEM;
+  }
   // GAI_WAIT would block the template: enqueue without waiting there, then
   // wait here, as glibc's GAI_WAIT does (no notification in that mode).
   struct Args {
@@ -406,8 +460,8 @@ PRISTINE_EXPORT int getaddrinfo_a(int mode, struct gaicb* list[], int n, struct 
       if (list[i] != nullptr && LIBC(gai_error)(list[i]) == EAI_INPROGRESS) pending = true;
     }
     if (!pending) return 0;
-    int r = LIBC(gai_suspend)(const_cast<const struct gaicb* const*>(list), n, nullptr);
-    if (r == EAI_INTR) return EAI_INTR;
+    // glibc's GAI_WAIT is not interrupted by a handler: neither is this wait.
+    LIBC(gai_suspend)(const_cast<const struct gaicb* const*>(list), n, nullptr);
   }
 }
 
@@ -438,6 +492,18 @@ int RunAio(AioArgs args) {
 PRISTINE_EXPORT int aio_read(struct aiocb* cb) { return RunAio({REAL(aio_read), nullptr, 0, cb}); }
 PRISTINE_EXPORT int aio_write(struct aiocb* cb) { return RunAio({REAL(aio_write), nullptr, 0, cb}); }
 PRISTINE_EXPORT int aio_fsync(int op, struct aiocb* cb) {
+  // glibc's two checks, in its order (rt/aio_fsync.c), on the caller's own
+  // descriptor table and before the library opens anything that could take a
+  // just-closed descriptor's number: a call that can queue nothing is not
+  // handed on, nor reported as a tainted create.
+  if (op != O_DSYNC && op != O_SYNC) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (RawSyscall(SYS_fcntl, cb->aio_fildes, F_GETFL) < 0) {
+    errno = EBADF;
+    return -1;
+  }
   return RunAio({nullptr, REAL(aio_fsync), op, cb});
 }
 // On 64-bit glibc these are the same functions and structures under a second
@@ -454,8 +520,17 @@ PRISTINE_EXPORT int aio_fsync64(int op, struct aiocb64* cb) {
 }
 
 PRISTINE_EXPORT int lio_listio(int mode, struct aiocb* const list[], int n, struct sigevent* sev) {
+  // glibc's first check (rt/lio_listio-common.c), before anything below rewrites the mode: a bad
+  // mode queues nothing.
+  if (mode != LIO_WAIT && mode != LIO_NOWAIT) {
+    errno = EINVAL;
+    return -1;
+  }
   // LIO_WAIT would block the template: submit without waiting there, then
   // wait here; as glibc's LIO_WAIT, fail with EIO if any request failed.
+  // glibc's LIO_WAIT also waits for what it queued when it refused some
+  // request; only when it queued nothing does it return the refusal itself.
+  bool any_queued = mode == LIO_WAIT && AnyRequestQueued(list, n);
   struct Args {
     real_type::lio_listio fn;
     struct aiocb* const* list;
@@ -468,14 +543,15 @@ PRISTINE_EXPORT int lio_listio(int mode, struct aiocb* const list[], int n, stru
         return a->fn(LIO_NOWAIT, a->list, a->n, a->sev);
       },
       &args, true));
-  if (rc != 0 || mode != LIO_WAIT) return rc;
-  bool failed = false;
+  if (mode != LIO_WAIT || (rc != 0 && !any_queued)) return rc;
+  bool failed = rc != 0;
   for (int i = 0; i < n; ++i) {
-    if (list[i] == nullptr || list[i]->aio_lio_opcode == LIO_NOP) continue;
+    if (!IsQueuedByLioListio(list[i])) continue;
     int e;
     while ((e = LIBC(aio_error)(list[i])) == EINPROGRESS) {
       const struct aiocb* one[1] = {list[i]};
-      LIBC(aio_suspend)(one, 1, nullptr);
+      // glibc's LIO_WAIT returns to a handler's interruption with EINTR.
+      if (LIBC(aio_suspend)(one, 1, nullptr) != 0 && errno == EINTR) return -1;
     }
     if (e != 0) failed = true;
   }

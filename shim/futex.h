@@ -11,9 +11,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <ctime>
 
 #include "absl/base/thread_annotations.h"
 #include "raw_syscall.h"
+#include "thread_role.h"
 
 namespace pristine {
 
@@ -22,8 +24,10 @@ static_assert(sizeof(FutexWord) == sizeof(uint32_t), "futex words are 32-bit");
 
 // Sleeps while *word == expected. May return spuriously (signal, a wake meant
 // for an earlier user of the same address); callers re-check in a loop.
-inline void FutexWait(FutexWord* word, uint32_t expected) {
-  RawSyscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, nullptr);
+// With a `timeout` (relative), also returns when it has passed.
+inline void FutexWait(FutexWord* word, uint32_t expected,
+                      const struct timespec* timeout = nullptr) {
+  RawSyscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, timeout);
 }
 
 inline void FutexWakeOne(FutexWord* word) {
@@ -44,7 +48,9 @@ class ABSL_LOCKABLE FutexMutex {
   FutexMutex(const FutexMutex&) = delete;
   FutexMutex& operator=(const FutexMutex&) = delete;
 
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+  // Never in a signal-safe entry point: the interrupted thread may hold it.
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() PRISTINE_EXCLUDES_ROLE(kSignalSafeRole) {
+    PRISTINE_CHECK_NOT_ROLE(Bits(Role::kSignalSafe));
     uint32_t c = 0;
     if (state_.compare_exchange_strong(c, 1, std::memory_order_acquire)) return;
     if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
@@ -52,6 +58,13 @@ class ABSL_LOCKABLE FutexMutex {
       FutexWait(&state_, 2);
       c = state_.exchange(2, std::memory_order_acquire);
     }
+  }
+
+  // Takes the lock if it is free; never waits (for paths that may run in a
+  // signal handler that interrupted a holder).
+  bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
+    uint32_t c = 0;
+    return state_.compare_exchange_strong(c, 1, std::memory_order_acquire);
   }
 
   void Unlock() ABSL_UNLOCK_FUNCTION() {
@@ -70,7 +83,9 @@ class ABSL_LOCKABLE FutexMutex {
 
 class ABSL_SCOPED_LOCKABLE FutexLock {
  public:
-  explicit FutexLock(FutexMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
+  explicit FutexLock(FutexMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
+      PRISTINE_EXCLUDES_ROLE(kSignalSafeRole)
+      : mu_(mu) {
     mu_->Lock();
   }
   ~FutexLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }

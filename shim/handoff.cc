@@ -25,16 +25,18 @@ void HandoffQueue::Await(HandoffRequest* req) {
   }
 }
 
-HandoffRequest* HandoffQueue::TakeAll() {
+HandoffRequest* HandoffQueue::TakeAll(const struct timespec* timeout) {
   for (;;) {
     HandoffRequest* list = head_.exchange(nullptr, std::memory_order_acquire);
     if (list == nullptr) {
       consumer_.store(kSleeping, std::memory_order_seq_cst);
-      if (head_.load(std::memory_order_seq_cst) == nullptr) {
-        FutexWait(&consumer_, kSleeping);
-      }
+      bool empty = head_.load(std::memory_order_seq_cst) == nullptr;
+      if (empty) FutexWait(&consumer_, kSleeping, timeout);
       consumer_.store(kAwake, std::memory_order_relaxed);
-      continue;
+      if (!empty || timeout == nullptr) continue;
+      // Woken, timed out or interrupted: one more look, then give up.
+      list = head_.exchange(nullptr, std::memory_order_acquire);
+      if (list == nullptr) return nullptr;
     }
     // The stack is newest first; reverse it so callers are served in order.
     HandoffRequest* fifo = nullptr;

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <ctime>
 
 #include "futex.h"
 
@@ -44,8 +45,9 @@ class HandoffQueue {
   static void Await(HandoffRequest* req);
 
   // Consumer only. Sleeps until at least one request is queued, then returns
-  // all of them, oldest first, linked by `next`.
-  HandoffRequest* TakeAll();
+  // all of them, oldest first, linked by `next`. With a `timeout` (relative),
+  // returns null if none came within it (or a signal interrupted the wait).
+  HandoffRequest* TakeAll(const struct timespec* timeout = nullptr);
 
   // Consumer only. Marks `req` completed and wakes its caller. The request may
   // vanish the moment `done` is set: nothing touches it afterwards, and the

@@ -55,6 +55,8 @@ using AttrGetStackaddrFn = int (*)(const pthread_attr_t* attr, void** stackaddr)
 #define PRISTINE_REAL_FUNCTIONS(X)                                   \
   X(pthread_create, decltype(&::pthread_create))                     \
   X(thrd_create, decltype(&::thrd_create))                           \
+  X(pthread_exit, decltype(&::pthread_exit))                         \
+  X(thrd_exit, decltype(&::thrd_exit))                               \
   X(setns, decltype(&::setns))                                       \
   X(unshare, decltype(&::unshare))                                   \
   X(sched_setaffinity, decltype(&::sched_setaffinity))               \

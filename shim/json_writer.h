@@ -67,6 +67,11 @@ class JsonWriter {
   }
 
   void Null() { Separate(); Raw("null", 4); }
+  void Bool(bool v) {
+    Separate();
+    if (v) Raw("true", 4);
+    else Raw("false", 5);
+  }
 
   // A newline after the top-level value (files and streams end with one).
   void EndLine() { Put('\n'); }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lifecycle.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -10,6 +11,7 @@
 #include "absl/base/attributes.h"
 #include "baseline.h"
 #include "child_start.h"
+#include "dlsym.h"
 #include "futex.h"
 #include "interpose.h"
 #include "log.h"
@@ -21,22 +23,20 @@
 #include "spares.h"
 #include "template_thread.h"
 
-// glibc's own answer to "has this process ever created a thread" (2.32+).
-extern "C" char __libc_single_threaded;
+// api.cc: this copy's own pristine_rebase_v1, under a name no one interposes.
+extern "C" int pristine_this_copy_v1(void);
 
 namespace pristine {
 namespace lifecycle_internal {
 ABSL_CONST_INIT std::atomic<uint32_t> g_state{kUninitialised};
 ABSL_CONST_INIT std::atomic<bool> g_forward_all{false};
+ABSL_CONST_INIT FutexMutex g_lifecycle_mu;
 }  // namespace lifecycle_internal
 
 using namespace lifecycle_internal;
 
 namespace {
 
-// Serialises the state's transitions: baseline definitions, the snapshot,
-// template starts and stops.
-ABSL_CONST_INIT FutexMutex g_lifecycle_mu;
 // The main thread (in a forked child, the forking thread), for OnMainThread.
 // Recorded by the library constructor, which the dynamic loader runs on the
 // main thread before main (a library dlopen'ed later from another thread
@@ -141,6 +141,7 @@ void DefineBaselineHere(OtherThreads others, int tid = RawGettid())
 // Forked child, on the forking thread (now the only thread): the template did
 // not survive; the child's baseline is the forking thread's state.
 void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  ScopedRole role(kForkChildRole);
   g_lifecycle_mu.ResetAfterFork();
   g_main_thread.store(pthread_self(), std::memory_order_relaxed);
   g_pid.store(RawGetpid(), std::memory_order_relaxed);
@@ -153,8 +154,32 @@ void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   DefineBaselineHere(OtherThreads::kNone, g_pid.load(std::memory_order_relaxed));
 }
 
+// Whether another copy of the library came first in this process (a
+// system-wide preload and pristine-run's LD_PRELOAD both naming one): the
+// program's calls reach that copy, whose calls to "the real function" reach
+// this one. This copy then stands aside, passing everything on, and writes
+// no report, so that the process gets one set of figures. Said once.
+bool AnotherCopyCameFirst() {
+  DlsymFn libc_dlsym = LibcDlsym();  // never the exported dlsym (dlsym.h)
+  void* first = libc_dlsym != nullptr ? libc_dlsym(RTLD_DEFAULT, "pristine_rebase_v1") : nullptr;
+  if (first == nullptr || first == reinterpret_cast<void*>(&pristine_this_copy_v1)) return false;
+  Dl_info other = {}, mine = {};
+  LIBC(dladdr1)(first, &other, nullptr, 0);
+  LIBC(dladdr1)(reinterpret_cast<void*>(&pristine_this_copy_v1), &mine, nullptr, 0);
+  LogLine line;
+  line << "pristine: another copy of the library is active in this process ("
+       << (other.dli_fname != nullptr ? other.dli_fname : "?") << "); this one ("
+       << (mine.dli_fname != nullptr ? mine.dli_fname : "?") << ") stands aside";
+  LogRaw(2, line.Finish());
+  return true;
+}
+
 void Initialise() {
   g_pid.store(RawGetpid(), std::memory_order_relaxed);
+  if (AnotherCopyCameFirst()) {
+    g_state.store(kPassThrough, std::memory_order_release);
+    return;
+  }
   LoadOptions();
   ReportInit();
   const Options& options = CurrentOptions();
@@ -177,39 +202,13 @@ void Initialise() {
   DefineBaselineHere(OtherThreads::kNone, g_pid.load(std::memory_order_relaxed));
 }
 
-// Runs in a half-initialised process, before main, on the loading thread.
-__attribute__((constructor)) void OnLibraryLoad() {
+// The library's one load hook. Runs in a half-initialised process, before
+// main, on the loading thread; the dynamic loader passes the program's
+// (argc, argv, envp).
+__attribute__((constructor)) void OnLibraryLoad(int argc, char** argv, char**) {
   g_main_thread.store(pthread_self(), std::memory_order_relaxed);
+  ReportSaveArgs(argc, argv);
   EnsureInitialized();
-}
-
-// The number of threads in the process (/proc/self/stat field 20), or -1.
-int ThreadCount() {
-  if (__libc_single_threaded) return 1;  // no thread was ever created
-  char buf[1024];
-  int proc = ProcFd();
-  if (proc < 0) return -1;
-  long fd = RawSyscall(SYS_openat, proc, "self/stat", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  long n = RawSyscall(SYS_read, fd, buf, sizeof buf - 1);
-  RawSyscall(SYS_close, fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const char* p = nullptr;
-  for (long i = n - 1; i >= 0; --i) {
-    if (buf[i] == ')') {
-      p = buf + i + 1;
-      break;
-    }
-  }
-  if (p == nullptr) return -1;
-  for (int field = 2; field < 20 && *p; ++p) {
-    if (*p == ' ') ++field;
-  }
-  int count = 0;
-  while (*p >= '0' && *p <= '9') count = count * 10 + (*p++ - '0');
-  return count;
 }
 
 }  // namespace
@@ -294,7 +293,7 @@ int RunSingleThreadedChange(DimSet dims, int (*change)(void* ctx), void* ctx) {
   // In a multi-threaded process this is an ordinary change of the calling
   // thread (setns into a mount namespace after unshare(CLONE_FS)), or one the
   // kernel refuses: whatever it needs must be there before it, as for any.
-  if (ThreadCount() != 1) BeforeChange(dims, true);
+  if (ProcessThreadCount() != 1) BeforeChange(dims, true);
   int rc = change(ctx);
   if (g_state.load(std::memory_order_acquire) < kBaselineDefined) return rc;
   int saved_errno = errno;
@@ -334,7 +333,7 @@ int RunSingleThreadedChange(DimSet dims, int (*change)(void* ctx), void* ctx) {
     }
   }
   // It succeeded. In a single-threaded process it changed the whole process.
-  if (ThreadCount() == 1) DefineBaselineHere(OtherThreads::kNone);
+  if (ProcessThreadCount() == 1) DefineBaselineHere(OtherThreads::kNone);
   errno = saved_errno;
   return rc;
 }
@@ -345,7 +344,7 @@ namespace {
 // thread's where a set*id call's outcome depends on it.
 bool TemplateSecurityDiffersFromCaller() {
   SecurityState caller, base;
-  if (!ReadSecurity(0, &caller) || !TemplateSecurity(&base)) return true;
+  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return true;
   return caller.cap_eff != base.cap_eff || caller.cap_prm != base.cap_prm ||
          caller.cap_inh != base.cap_inh ||
          RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits();
@@ -377,6 +376,7 @@ bool BeforeProcessWideCredentialChange() {
 
 void AfterProcessWideCredentialChange(bool restart) {
   NoteProcessWideSecurityChange();
+  ForgetTemplateSecurity();
   if (!restart) return;
   FutexLock lock(&g_lifecycle_mu);
   AdvanceTo(kTemplateRunning);

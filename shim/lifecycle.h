@@ -77,7 +77,9 @@
 #include <cstdint>
 
 #include "dimension.h"
+#include "futex.h"
 #include "taint.h"
+#include "thread_role.h"
 
 namespace pristine {
 
@@ -94,7 +96,15 @@ enum State : uint32_t {
 };
 extern std::atomic<uint32_t> g_state;
 extern std::atomic<bool> g_forward_all;  // forward=all: no create is straight
+// Serialises the state's transitions. The first in the library's lock order:
+// the baseline's and the spare pool's locks are taken under it.
+extern FutexMutex g_lifecycle_mu;
 }  // namespace lifecycle_internal
+
+// What no function of this file may run in: they take the lifecycle lock,
+// wait for or start the template, and may initialise.
+#define PRISTINE_LIFECYCLE_EXCLUDED \
+  PRISTINE_EXCLUDES_ROLE(kTemplateRole, kSpareRole, kNewThreadRole, kSignalSafeRole)
 
 // The create path's first test: true when the real function can be called
 // right away (the library is off, or the caller is known to be clean).
@@ -107,23 +117,23 @@ inline bool CreatePassesStraightThrough() {
 
 // Initialises the library if nothing did yet. Any thread but the template;
 // not in a signal handler (the entry points handlers call need none).
-void EnsureInitialized();
+void EnsureInitialized() PRISTINE_LIFECYCLE_EXCLUDED;
 
 // Called by the create slow path before it looks at the caller's taint:
 // initialises, and with baseline=first-thread makes the first create's caller
 // the baseline. Returns false when creates must pass through.
-bool PrepareForCreate();
+bool PrepareForCreate() PRISTINE_LIFECYCLE_EXCLUDED;
 
 // Whether the library is active (a baseline exists to compare with). For the
 // opt-in API; reads the snapshot if no change was recorded yet.
-bool BaselineAvailable();
+bool BaselineAvailable() PRISTINE_LIFECYCLE_EXCLUDED;
 
 // Called by an entry point before it changes `dims` of the calling thread
 // (self) or of another thread (!self): reads the snapshot and starts the
 // template first where the change needs them (see above). Not in a vfork
 // child (it returns at once there), not in a signal handler (a signal mask
 // change needs none of this and does not call it).
-void BeforeChange(DimSet dims, bool self);
+void BeforeChange(DimSet dims, bool self) PRISTINE_LIFECYCLE_EXCLUDED;
 
 // For the changes Linux allows only in a single-threaded process: unshare
 // with CLONE_NEWUSER, setns into a user or time namespace, setns into a mount
@@ -135,7 +145,7 @@ void BeforeChange(DimSet dims, bool self);
 // threads alone. A change that succeeded in a single-threaded process is the
 // whole process's: the calling thread becomes the baseline. Returns the
 // call's result.
-int RunSingleThreadedChange(DimSet dims, int (*change)(void* ctx), void* ctx);
+int RunSingleThreadedChange(DimSet dims, int (*change)(void* ctx), void* ctx) PRISTINE_LIFECYCLE_EXCLUDED;
 
 // Around glibc's set*id functions, which change every thread of the process
 // (glibc broadcasts them and aborts the process if a thread disagrees), the
@@ -146,8 +156,8 @@ int RunSingleThreadedChange(DimSet dims, int (*change)(void* ctx), void* ctx);
 // (capabilities, keep-caps, securebits) differs from the calling thread's is
 // stopped for the change. Returns whether After must start it again. Not in
 // a vfork child or a signal handler.
-bool BeforeProcessWideCredentialChange();
-void AfterProcessWideCredentialChange(bool restart);
+bool BeforeProcessWideCredentialChange() PRISTINE_LIFECYCLE_EXCLUDED;
+void AfterProcessWideCredentialChange(bool restart) PRISTINE_LIFECYCLE_EXCLUDED;
 
 // Whether the calling thread is the process's main thread (after a fork, the
 // child's: the forking thread). A thread-pointer comparison.
@@ -156,7 +166,7 @@ bool OnMainThread();
 // Makes the calling thread's state the baseline (pristine_rebase()). Not on
 // the template. Returns false if the library is not active or the template
 // it needs could not start (creates then pass through, with a warning).
-bool RebaseToCallingThread();
+bool RebaseToCallingThread() PRISTINE_LIFECYCLE_EXCLUDED;
 
 }  // namespace pristine
 

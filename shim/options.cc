@@ -33,7 +33,8 @@ struct Parser {
   void Token(const char* tok, size_t len) {
     const char* eq = static_cast<const char*>(memchr(tok, '=', len));
     if (eq == nullptr) {
-      Bad(tok, len, "expected key=value (keys: mode, verify, report, log, baseline, "
+      Bad(tok, len, "expected key=value (keys: mode, verify, report, report_empty, log, verbosity, "
+                    "baseline, "
                     "or a dimension such as net or affinity)");
       return;
     }
@@ -70,16 +71,27 @@ struct Parser {
       if (Equals(val, vlen, "stderr")) out->log = LogDest::kStderr;
       else if (Equals(val, vlen, "off")) out->log = LogDest::kOff;
       else if (vlen == 0 || vlen >= kMaxPathLen) {
-        Bad(tok, len, "log accepts stderr, off or a file path (up to 511 bytes)");
+        Bad(tok, len, "log accepts stderr, off or a file path (up to 511 bytes; %p becomes "
+                      "the pid)");
+        return;
       } else {
         out->log = LogDest::kFile;
         memcpy(out->log_path, val, vlen);
         out->log_path[vlen] = '\0';
       }
+      out->log_explicit = out->log != LogDest::kOff;
+    } else if (Equals(key, klen, "report_empty")) {
+      if (Equals(val, vlen, "1")) out->report_empty = true;
+      else if (Equals(val, vlen, "0")) out->report_empty = false;
+      else Bad(tok, len, "report_empty accepts 0 or 1");
+    } else if (Equals(key, klen, "verbosity")) {
+      if (vlen == 1 && val[0] >= '0' && val[0] <= '2') out->verbosity = val[0] - '0';
+      else Bad(tok, len, "verbosity accepts 0, 1 or 2");
     } else {
       Dim d;
       if (!DimFromName(key, static_cast<unsigned>(klen), &d)) {
-        Bad(tok, len, "unknown key; keys are mode, verify, report, log, baseline, net, "
+        Bad(tok, len, "unknown key; keys are mode, verify, report, report_empty, log, verbosity, "
+                      "baseline, net, "
                       "uts, ipc, mnt, cgroup, pid, time, fs, files, affinity, sigmask, "
                       "sched, name, caps, nnp, seccomp, landlock, creds");
         return;

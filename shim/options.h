@@ -31,8 +31,15 @@ struct Options {
   BaselineMode baseline = BaselineMode::kLoad;
   DimSet isolated = kDefaultIsolated;
   LogDest log = LogDest::kStderr;
+  bool log_explicit = false;  // a log= token was given (not log=off)
   char log_path[kMaxPathLen] = {};
   char report_path[kMaxPathLen] = {};  // empty: no report
+  // A report even from a process that created no thread.
+  bool report_empty = false;
+  // How much goes to the log: 0 problems only; 1 also warnings and hints, and
+  // each new call site when log= is given; 2 each new call site wherever the
+  // log goes, and each report update.
+  int verbosity = 1;
   bool forward_all = false;  // forward=all: every isolating create is forwarded
 };
 

@@ -40,7 +40,7 @@ void DropEverything() {
 
 bool PlanPrivileges(PrivilegePlan* plan) {
   SecurityState caller, base;
-  if (!ReadSecurity(0, &caller) || !TemplateSecurity(&base)) return false;
+  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return false;
   // A seccomp filter cannot be put on another thread.
   if (caller.seccomp_mode != 0) return false;
   if (RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits()) return false;

@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "dimension.h"
+#include "thread_role.h"
 
 namespace pristine {
 
@@ -52,7 +53,7 @@ bool HoldsCapability(int cap);
 // On a newly created thread, before the program's start routine. Returns
 // false if a step failed; the thread has then dropped every capability and
 // set no_new_privs, so it is still never more privileged than its caller.
-bool ApplyPrivileges(const PrivilegePlan& plan);
+bool ApplyPrivileges(const PrivilegePlan& plan) PRISTINE_REQUIRES_ROLE(kNewThreadRole);
 
 }  // namespace pristine
 

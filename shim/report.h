@@ -1,6 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
-// Call-site reports: what the create path tells the report, and when.
-// (Implementation: report.cc; written at exit when report= is set.)
+// Evidence for the user: counters, call sites and where their taints came
+// from, the JSON report (report=) and the new-site log lines (log=).
+// (Implementation: report.cc; the schema is in the README.)
+//
+// When the report is written: when a new call site (or a new decision at a
+// known one) appears, by a thread that may write (below), and at exit(). So a
+// process killed by SIGTERM or SIGKILL, or one that crashes, leaves every site
+// seen so far, with counts that may lag; no signal handler is installed.
+//
+// Who writes: any thread of the host but the template, whose taint holds no
+// privilege or restriction (a seccomp filter could kill the process for an
+// open(2); lowered credentials could fail it). Such a thread only records;
+// the next thread that may write, or exit(), writes for it. Files are named
+// relative to a directory opened at load (log.h, OutputDir), so a thread in
+// another mount namespace or root still writes where the user asked.
 #ifndef PRISTINE_SHIM_REPORT_H_
 #define PRISTINE_SHIM_REPORT_H_
 
@@ -26,14 +39,25 @@ inline void ReportCountCreate() {
 }
 
 // A create whose caller differs from the baseline (taint not empty), on the
-// calling thread, before the thread is created: records the call site.
+// calling thread, before the thread is created (so that a process exiting
+// while the create returns still counts it): records the call site.
 // `decision` is what the policy decided; `forwarded_ok` whether the template
-// created it.
-void ReportTaintedCreate(DimSet taint, Decision decision, bool forwarded_ok);
+// will create it. Returns a handle for ReportForwardFellThrough.
+int ReportTaintedCreate(DimSet taint, Decision decision, bool forwarded_ok);
 
-// Called once at load after the options are parsed: sets up counting and the
-// exit-time writer when report= or log= asks for them.
+// A create recorded as forwarded found no template after all: takes it back;
+// the caller then records it again with forwarded_ok false.
+void ReportForwardFellThrough(int handle, DimSet taint);
+
+// Called once at load after the options are parsed, on the loading thread:
+// records what descriptor 2 is, and when report= or log= asks for evidence,
+// opens their directories and loads the unwinder (all in the baseline).
 void ReportInit();
+
+// The program's arguments, for the report: called by the library's load hook,
+// which the dynamic loader calls with (argc, argv, envp), before anything
+// else it does. Kept by reference (argv outlives the process's main).
+void ReportSaveArgs(int argc, char** argv);
 
 }  // namespace pristine
 

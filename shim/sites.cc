@@ -4,14 +4,13 @@
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <link.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <cstring>
-
-#include <sys/mman.h>
-
 #include <new>
 
+#include "dlsym.h"
 #include "futex.h"
 #include "interpose.h"
 #include "raw_syscall.h"
@@ -22,26 +21,22 @@ namespace {
 // --- Stack capture -----------------------------------------------------------
 //
 // Measured here (x86_64, glibc 2.36, libunwind 1.6, a 12-frame stack):
-//   dlopen("libunwind.so.8")                 ~160 us, once
-//   first unw_backtrace (builds its caches)  ~170-280 us, once
+//   dlopen("libunwind.so.8")                 ~160 us, once, at load
 //   unw_backtrace, warm                       0.09 us
-//   first glibc backtrace() (loads libgcc_s)  ~140 us, once
 //   glibc backtrace(), warm                   1.3 us
-//   exec of /bin/true                         ~1 ms (so loading libunwind at
-//                                             start would cost ~+30%)
-// Hence: libunwind, loaded at the first capture; backtrace() as the fallback.
+// The first unw_backtrace builds libunwind's caches (~170-280 us) from memory
+// (dl_iterate_phdr); it opens no file.
 
 using BacktraceFn = int (*)(void** buffer, int size);
 
-enum UnwinderState : uint32_t { kUnresolved, kResolving, kResolved };
-
-std::atomic<uint32_t> g_unwinder_state{kUnresolved};
+// Written once by StackCaptureInit on the loading thread before the program
+// runs; read by any thread.
 std::atomic<BacktraceFn> g_unwinder{nullptr};
 std::atomic<bool> g_is_libunwind{false};
 
 // The shim's own executable segment: frames in it are skipped.
-uintptr_t g_self_lo = 0;
-uintptr_t g_self_hi = 0;
+std::atomic<uintptr_t> g_self_lo{0};
+std::atomic<uintptr_t> g_self_hi{0};
 
 int FindSelf(struct dl_phdr_info* info, size_t, void* data) {
   uintptr_t me = reinterpret_cast<uintptr_t>(data);
@@ -51,95 +46,105 @@ int FindSelf(struct dl_phdr_info* info, size_t, void* data) {
     uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
     uintptr_t hi = lo + ph.p_memsz;
     if (me >= lo && me < hi) {
-      g_self_lo = lo;
-      g_self_hi = hi;
+      g_self_lo.store(lo, std::memory_order_relaxed);
+      g_self_hi.store(hi, std::memory_order_relaxed);
       return 1;
     }
   }
   return 0;
 }
 
-// Once per process, on the first thread to capture a stack. Others capture
-// with glibc's backtrace() meanwhile.
-void ResolveUnwinder() {
+bool InSelf(uintptr_t pc) {
+  return pc >= g_self_lo.load(std::memory_order_relaxed) &&
+         pc < g_self_hi.load(std::memory_order_relaxed);
+}
+
+// --- The tables --------------------------------------------------------------
+
+constexpr int kSiteSlots = kMaxSites * 2;  // open addressing, load factor <= 1/2
+constexpr int kChangeSlots = kMaxChanges * 2;
+constexpr int kSetSlots = kMaxOriginSets * 2;
+
+struct OriginSet {
+  uint64_t hash;
+  uint16_t change[kDimCount];  // change index + 1 per dimension, 0 none
+};
+
+struct Tables {
+  FutexMutex mu;
+  int nsites ABSL_GUARDED_BY(mu) = 0;
+  int nchanges ABSL_GUARDED_BY(mu) = 0;
+  int nsets ABSL_GUARDED_BY(mu) = 0;
+  // Zero in fresh anonymous memory (no initializers: see sites.h).
+  uint16_t site_slot[kSiteSlots] ABSL_GUARDED_BY(mu);  // index + 1; 0 = empty
+  uint16_t change_slot[kChangeSlots] ABSL_GUARDED_BY(mu);
+  uint16_t set_slot[kSetSlots] ABSL_GUARDED_BY(mu);
+  Site sites[kMaxSites] ABSL_GUARDED_BY(mu);
+  Change changes[kMaxChanges] ABSL_GUARDED_BY(mu);
+  OriginSet sets[kMaxOriginSets] ABSL_GUARDED_BY(mu);
+};
+
+std::atomic<Tables*> g_tables{nullptr};
+std::atomic<uint64_t> g_sites_dropped{0};
+std::atomic<uint64_t> g_changes_dropped{0};
+
+// FNV-1a, 64-bit.
+struct Hasher {
+  uint64_t h = 1469598103934665603ull;
+  void Mix(uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (v >> (i * 8)) & 0xff;
+      h *= 1099511628211ull;
+    }
+  }
+};
+
+void MixStack(Hasher* h, const SiteStack& s) {
+  for (int i = 0; i < s.depth; ++i) h->Mix(s.pc[i]);
+  h->Mix(static_cast<uint64_t>(s.depth));
+}
+
+bool SameStack(const SiteStack& a, const SiteStack& b) {
+  return a.depth == b.depth &&
+         memcmp(a.pc, b.pc, sizeof(uintptr_t) * static_cast<size_t>(a.depth)) == 0;
+}
+
+void ReadThreadName(char out[16]) {
+  memset(out, 0, 16);
+  RawSyscall(SYS_prctl, 16 /* PR_GET_NAME */, out);
+  out[15] = '\0';
+}
+
+}  // namespace
+
+void StackCaptureInit() {
   LIBC(dl_iterate_phdr)(FindSelf, reinterpret_cast<void*>(&CaptureStack));
   BacktraceFn fn = nullptr;
   // RTLD_LOCAL: libunwind's own backtrace and _Unwind_* must not interpose on
   // the host's.
   void* h = LIBC(dlopen)("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-  if (h != nullptr) fn = reinterpret_cast<BacktraceFn>(dlsym(h, "unw_backtrace"));
+  if (h != nullptr) fn = reinterpret_cast<BacktraceFn>(LibcDlsym()(h, "unw_backtrace"));
   g_is_libunwind.store(fn != nullptr, std::memory_order_relaxed);
-  if (fn == nullptr) fn = LIBC(backtrace);
+  if (fn == nullptr) {
+    fn = LIBC(backtrace);
+    // glibc's first backtrace() loads libgcc_s: here, not on a tainted thread.
+    void* one[1];
+    if (fn != nullptr) fn(one, 1);
+  }
   g_unwinder.store(fn, std::memory_order_release);
-  g_unwinder_state.store(kResolved, std::memory_order_release);
 }
-
-// --- The table ---------------------------------------------------------------
-
-constexpr int kSlots = kMaxSites * 2;  // open addressing, load factor <= 1/2
-
-// ~45 KB: mapped at the first recorded site rather than kept in .bss, which
-// every process that preloads the shim would map at start-up (measured: a
-// 100 KB .bss made the exec of /bin/true ~2% slower).
-struct Table {
-  FutexMutex mu;
-  int n ABSL_GUARDED_BY(mu) = 0;
-  uint16_t slot[kSlots] ABSL_GUARDED_BY(mu) = {};  // site index + 1; 0 = empty
-  Site sites[kMaxSites] ABSL_GUARDED_BY(mu);
-};
-
-std::atomic<Table*> g_table{nullptr};
-std::atomic<uint64_t> g_dropped{0};
-
-// The table, mapped on first use if `create`; null if not mapped (or the
-// mapping failed: sites are then counted as dropped).
-Table* GetTable(bool create) {
-  Table* t = g_table.load(std::memory_order_acquire);
-  if (t != nullptr || !create) return t;
-  long p = RawSyscall6(SYS_mmap, 0, sizeof(Table), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p < 0 && p > -4096) return nullptr;
-  Table* fresh = new (reinterpret_cast<void*>(p)) Table;
-  if (g_table.compare_exchange_strong(t, fresh, std::memory_order_acq_rel)) return fresh;
-  RawSyscall(SYS_munmap, fresh, sizeof(Table));  // another thread won
-  return t;
-}
-
-uint64_t HashSite(const SiteStack& s, Decision d) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a over the pcs and decision
-  auto mix = [&](uint64_t v) {
-    for (int i = 0; i < 8; ++i) {
-      h ^= (v >> (i * 8)) & 0xff;
-      h *= 1099511628211ull;
-    }
-  };
-  for (int i = 0; i < s.depth; ++i) mix(s.pc[i]);
-  mix(static_cast<uint64_t>(d) | (static_cast<uint64_t>(s.depth) << 8));
-  return h;
-}
-
-bool SameSite(const Site& a, const SiteStack& s, Decision d) {
-  return a.decision == d && a.stack.depth == s.depth &&
-         memcmp(a.stack.pc, s.pc, sizeof(uintptr_t) * static_cast<size_t>(s.depth)) == 0;
-}
-
-}  // namespace
 
 void CaptureStack(SiteStack* out) {
   out->depth = 0;
-  uint32_t state = g_unwinder_state.load(std::memory_order_acquire);
-  if (state == kUnresolved &&
-      g_unwinder_state.compare_exchange_strong(state, kResolving, std::memory_order_acq_rel)) {
-    ResolveUnwinder();
-  }
+  out->entry = 0;
   BacktraceFn fn = g_unwinder.load(std::memory_order_acquire);
-  if (fn == nullptr) fn = LIBC(backtrace);  // another thread is loading libunwind
+  if (fn == nullptr) return;
   // Room for the shim's own frames (entry point, create path, this) on top.
   void* raw[kMaxSiteFrames + 8];
   int n = fn(raw, kMaxSiteFrames + 8);
   int i = 0;
-  while (i < n && reinterpret_cast<uintptr_t>(raw[i]) >= g_self_lo &&
-         reinterpret_cast<uintptr_t>(raw[i]) < g_self_hi) {
+  while (i < n && InSelf(reinterpret_cast<uintptr_t>(raw[i]))) {
+    out->entry = reinterpret_cast<uintptr_t>(raw[i]);
     ++i;
   }
   for (; i < n && out->depth < kMaxSiteFrames; ++i) {
@@ -148,61 +153,192 @@ void CaptureStack(SiteStack* out) {
 }
 
 const char* UnwinderName() {
-  if (g_unwinder_state.load(std::memory_order_acquire) != kResolved) return "none";
+  if (g_unwinder.load(std::memory_order_acquire) == nullptr) return "none";
   return g_is_libunwind.load(std::memory_order_relaxed) ? "libunwind" : "backtrace";
 }
 
-bool RecordSite(const SiteStack& stack, DimSet taint, Decision decision, const char* reason) {
-  uint64_t h = HashSite(stack, decision);
-  Table* table = GetTable(/*create=*/true);
-  if (table == nullptr) {
-    g_dropped.fetch_add(1, std::memory_order_relaxed);
-    return false;
+void TablesInit() {
+  if (g_tables.load(std::memory_order_acquire) != nullptr) return;
+  long p = RawSyscall6(SYS_mmap, 0, sizeof(Tables), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p < 0 && p > -4096) return;  // sites are then counted as dropped
+  g_tables.store(new (reinterpret_cast<void*>(p)) Tables, std::memory_order_release);
+}
+
+bool TablesReady() { return g_tables.load(std::memory_order_acquire) != nullptr; }
+
+int RecordSite(const SiteStack& stack, const SiteInfo& info, bool* is_new) {
+  *is_new = false;
+  Hasher hasher;
+  MixStack(&hasher, stack);
+  hasher.Mix(static_cast<uint64_t>(info.decision));
+  Tables* t = g_tables.load(std::memory_order_acquire);
+  if (t == nullptr) {
+    g_sites_dropped.fetch_add(1, std::memory_order_relaxed);
+    return -1;
   }
-  FutexLock lock(&table->mu);
-  for (uint32_t probe = 0; probe < kSlots; ++probe) {
-    uint32_t s = static_cast<uint32_t>((h + probe) % kSlots);
-    uint16_t idx = table->slot[s];
+  FutexLock lock(&t->mu);
+  // The origins of the tainted dimensions, from the caller's origin set.
+  uint16_t origin[kDimCount] = {};
+  if (info.origin_set > 0 && info.origin_set <= static_cast<uint32_t>(t->nsets)) {
+    const OriginSet& set = t->sets[info.origin_set - 1];
+    ForEachDim(info.taint, [&](Dim d) {
+      origin[static_cast<int>(d)] = set.change[static_cast<int>(d)];
+    });
+  }
+  for (uint16_t o : origin) hasher.Mix(o);
+  uint64_t h = hasher.h;
+  for (uint32_t probe = 0; probe < kSiteSlots; ++probe) {
+    uint32_t slot = static_cast<uint32_t>((h + probe) % kSiteSlots);
+    uint16_t idx = t->site_slot[slot];
     if (idx == 0) {
-      if (table->n == kMaxSites) break;
-      Site& site = table->sites[table->n];
+      if (t->nsites == kMaxSites) break;
+      int i = t->nsites;
+      Site& site = t->sites[i];
+      site = Site{};
       site.hash = h;
       site.count = 1;
-      site.dims = taint.bits();
-      site.decision = decision;
-      site.reason = reason;
+      site.dims = info.taint.bits();
+      site.decision = info.decision;
+      site.reason = info.reason;
+      memcpy(site.origin, origin, sizeof origin);
       site.stack = stack;
-      table->slot[s] = static_cast<uint16_t>(++table->n);
-      return true;
+      t->site_slot[slot] = static_cast<uint16_t>(++t->nsites);
+      *is_new = true;
+      return i;
     }
-    Site& site = table->sites[idx - 1];
-    if (site.hash == h && SameSite(site, stack, decision)) {
+    Site& site = t->sites[idx - 1];
+    if (site.hash == h && site.decision == info.decision && SameStack(site.stack, stack) &&
+        memcmp(site.origin, origin, sizeof origin) == 0) {
       ++site.count;
-      site.dims |= taint.bits();
-      return false;
+      site.dims |= info.taint.bits();
+      return idx - 1;
     }
   }
-  g_dropped.fetch_add(1, std::memory_order_relaxed);
-  return false;
+  g_sites_dropped.fetch_add(1, std::memory_order_relaxed);
+  return -1;
 }
 
-int SnapshotSites(Site* out) {
-  Table* table = GetTable(/*create=*/false);
-  if (table == nullptr) return 0;
-  FutexLock lock(&table->mu);
-  for (int i = 0; i < table->n; ++i) out[i] = table->sites[i];
-  return table->n;
+void CompleteSite(int index, const SiteThread& thread) {
+  Tables* t = g_tables.load(std::memory_order_acquire);
+  if (t == nullptr || index < 0) return;
+  FutexLock lock(&t->mu);
+  if (index < t->nsites) t->sites[index].thread = thread;
 }
 
-uint64_t SitesDropped() { return g_dropped.load(std::memory_order_relaxed); }
+void UnrecordSite(int index) {
+  Tables* t = g_tables.load(std::memory_order_acquire);
+  if (t == nullptr || index < 0) return;
+  FutexLock lock(&t->mu);
+  if (index < t->nsites && t->sites[index].count > 0) --t->sites[index].count;
+}
+
+uint32_t RecordChange(const SiteStack& stack, DimSet dims, uint32_t origin_set) {
+  Tables* t = g_tables.load(std::memory_order_acquire);
+  if (t == nullptr || dims.empty()) return origin_set;
+  Hasher ch;
+  MixStack(&ch, stack);
+  ch.Mix(dims.bits());
+  char name[16];
+  ReadThreadName(name);
+  int tid = RawGettid();
+  if (!t->mu.TryLock()) {
+    g_changes_dropped.fetch_add(1, std::memory_order_relaxed);
+    return origin_set;
+  }
+  uint32_t result = origin_set;
+  // The change.
+  int change = -1;
+  for (uint32_t probe = 0; probe < kChangeSlots; ++probe) {
+    uint32_t slot = static_cast<uint32_t>((ch.h + probe) % kChangeSlots);
+    uint16_t idx = t->change_slot[slot];
+    if (idx == 0) {
+      if (t->nchanges == kMaxChanges) break;
+      change = t->nchanges;
+      Change& c = t->changes[change];
+      c = Change{};
+      c.hash = ch.h;
+      c.dims = dims.bits();
+      c.tid = tid;
+      memcpy(c.name, name, sizeof name);
+      c.stack = stack;
+      t->change_slot[slot] = static_cast<uint16_t>(++t->nchanges);
+      break;
+    }
+    Change& c = t->changes[idx - 1];
+    if (c.hash == ch.h && c.dims == dims.bits() && SameStack(c.stack, stack)) {
+      change = idx - 1;
+      break;
+    }
+  }
+  if (change < 0) {
+    g_changes_dropped.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    ++t->changes[change].count;
+    // The thread's new origin set: its old one with `dims` now from `change`.
+    OriginSet next{};
+    if (origin_set > 0 && origin_set <= static_cast<uint32_t>(t->nsets)) {
+      memcpy(next.change, t->sets[origin_set - 1].change, sizeof next.change);
+    }
+    ForEachDim(dims, [&](Dim d) { next.change[static_cast<int>(d)] = static_cast<uint16_t>(change + 1); });
+    Hasher sh;
+    for (uint16_t c : next.change) sh.Mix(c);
+    next.hash = sh.h;
+    for (uint32_t probe = 0; probe < kSetSlots; ++probe) {
+      uint32_t slot = static_cast<uint32_t>((sh.h + probe) % kSetSlots);
+      uint16_t idx = t->set_slot[slot];
+      if (idx == 0) {
+        if (t->nsets == kMaxOriginSets) break;
+        t->sets[t->nsets] = next;
+        t->set_slot[slot] = static_cast<uint16_t>(++t->nsets);
+        result = static_cast<uint32_t>(t->nsets);
+        break;
+      }
+      const OriginSet& s = t->sets[idx - 1];
+      if (s.hash == next.hash && memcmp(s.change, next.change, sizeof next.change) == 0) {
+        result = idx;
+        break;
+      }
+    }
+    if (result == origin_set) g_changes_dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+  t->mu.Unlock();
+  return result;
+}
+
+int SnapshotSites(Site* sites, Change* changes, int* nchanges) {
+  Tables* t = g_tables.load(std::memory_order_acquire);
+  if (nchanges != nullptr) *nchanges = 0;
+  if (t == nullptr) return 0;
+  FutexLock lock(&t->mu);
+  for (int i = 0; i < t->nsites; ++i) sites[i] = t->sites[i];
+  if (changes != nullptr) {
+    for (int i = 0; i < t->nchanges; ++i) changes[i] = t->changes[i];
+    *nchanges = t->nchanges;
+  }
+  return t->nsites;
+}
+
+void MarkSitesLogged(int n) {
+  Tables* t = g_tables.load(std::memory_order_acquire);
+  if (t == nullptr) return;
+  FutexLock lock(&t->mu);
+  for (int i = 0; i < n && i < t->nsites; ++i) t->sites[i].logged = true;
+}
+
+uint64_t SitesDropped() { return g_sites_dropped.load(std::memory_order_relaxed); }
+uint64_t ChangesDropped() { return g_changes_dropped.load(std::memory_order_relaxed); }
 
 void ResetSitesAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  g_dropped.store(0, std::memory_order_relaxed);
-  Table* table = GetTable(/*create=*/false);
-  if (table == nullptr) return;
-  table->mu.ResetAfterFork();
-  table->n = 0;
-  memset(table->slot, 0, sizeof table->slot);
+  g_sites_dropped.store(0, std::memory_order_relaxed);
+  g_changes_dropped.store(0, std::memory_order_relaxed);
+  Tables* t = g_tables.load(std::memory_order_acquire);
+  if (t == nullptr) return;
+  t->mu.ResetAfterFork();
+  // Changes and origin sets stay: the forking thread's taint record (and so
+  // its children's) may still name them.
+  t->nsites = 0;
+  memset(t->site_slot, 0, sizeof t->site_slot);
 }
 
 }  // namespace pristine

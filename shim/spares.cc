@@ -8,11 +8,13 @@
 
 #include "absl/base/attributes.h"
 #include "futex.h"
+#include "lifecycle.h"
 #include "interpose.h"
 #include "log.h"
 #include "raw_syscall.h"
 #include "state.h"
 #include "template_thread.h"
+#include "thread_role.h"
 
 namespace pristine {
 namespace {
@@ -51,23 +53,25 @@ constexpr uint32_t kAllSlotsFree = (1ull << kMaxSpares) - 1;
 
 // Lock-protected, not lock-free: a slot comes back into use as soon as its
 // spare took its work, an ABA hazard for a lock-free pop. Every critical
-// section is a few instructions; nothing under g_mu waits or creates.
-ABSL_CONST_INIT FutexMutex g_mu;
+// section is a few instructions; nothing under g_spare_pool_mu waits or creates.
+// Guards the pool; taken under the lifecycle lock (a rebase retires spares),
+// never the other way round.
+ABSL_CONST_INIT FutexMutex g_spare_pool_mu ABSL_ACQUIRED_AFTER(lifecycle_internal::g_lifecycle_mu);
 ABSL_CONST_INIT Spare g_slots[kMaxSpares];
-uint32_t g_free_slots ABSL_GUARDED_BY(g_mu) = kAllSlotsFree;
-Spare* g_ready ABSL_GUARDED_BY(g_mu) = nullptr;  // newest first
-int g_ready_count ABSL_GUARDED_BY(g_mu) = 0;
-int g_starting ABSL_GUARDED_BY(g_mu) = 0;  // slot taken, thread not yet published
-int g_target ABSL_GUARDED_BY(g_mu) = kInitialTarget;
+uint32_t g_free_slots ABSL_GUARDED_BY(g_spare_pool_mu) = kAllSlotsFree;
+Spare* g_ready ABSL_GUARDED_BY(g_spare_pool_mu) = nullptr;  // newest first
+int g_ready_count ABSL_GUARDED_BY(g_spare_pool_mu) = 0;
+int g_starting ABSL_GUARDED_BY(g_spare_pool_mu) = 0;  // slot taken, thread not yet published
+int g_target ABSL_GUARDED_BY(g_spare_pool_mu) = kInitialTarget;
 // Zero spares until the first forwarded create; false again once retired.
-bool g_wanted ABSL_GUARDED_BY(g_mu) = false;
+bool g_wanted ABSL_GUARDED_BY(g_spare_pool_mu) = false;
 // Bumped when the spares are retired (the template stops, the baseline may
 // change): a spare handed work before then must not create a replacement in
 // a baseline that may no longer be the baseline.
-uint32_t g_generation ABSL_GUARDED_BY(g_mu) = 0;
+uint32_t g_generation ABSL_GUARDED_BY(g_spare_pool_mu) = 0;
 
 void FreeSlot(Spare* s) {
-  FutexLock lock(&g_mu);
+  FutexLock lock(&g_spare_pool_mu);
   g_free_slots |= 1u << (s - g_slots);
 }
 
@@ -80,9 +84,10 @@ void* SpareMain(void* slot);
 // `batch`. Returns false if the pool is full, that baseline is gone, or the
 // create failed.
 bool CreateSpare(uint32_t generation, bool batch) {
+  PRISTINE_CHECK_ROLE(Role::kTemplate | Role::kSpare);
   Spare* s;
   {
-    FutexLock lock(&g_mu);
+    FutexLock lock(&g_spare_pool_mu);
     if (!g_wanted || generation != g_generation || g_ready_count + g_starting >= g_target ||
         g_free_slots == 0) {
       return false;
@@ -97,7 +102,7 @@ bool CreateSpare(uint32_t generation, bool batch) {
   pthread_t t;
   // pthread_create publishes the slot's contents to the new thread.
   int rc = REAL(pthread_create)(&t, nullptr, SpareMain, s);
-  FutexLock lock(&g_mu);
+  FutexLock lock(&g_spare_pool_mu);
   --g_starting;
   if (rc != 0) {
     g_free_slots |= 1u << (s - g_slots);
@@ -141,10 +146,14 @@ uint32_t AwaitWork(Spare* self) {
 // The body of a spare. Runs on the spare, in the baseline state, until it
 // calls the start routine it was handed.
 void* SpareMain(void* slot) {
+  kSpareRole.Enter();
   Spare* self = static_cast<Spare*>(slot);
   self->tid.store(RawGettid(), std::memory_order_relaxed);
   // Retired: the retiring thread frees the slot once it has joined us.
-  if (AwaitWork(self) == kRetire) return nullptr;
+  if (AwaitWork(self) == kRetire) {
+    kSpareRole.Leave();
+    return nullptr;
+  }
   void* (*start)(void*) = self->start;
   void* arg = self->arg;
   uint32_t generation = self->generation;
@@ -158,20 +167,22 @@ void* SpareMain(void* slot) {
   if (batch && !SetPolicy(SCHED_OTHER)) {
     Log("pristine: a forwarded thread could not leave SCHED_BATCH, which it waited in\n");
   }
+  kSpareRole.Leave();
   return start(arg);
 }
 
 // A refill request the template serves without anyone waiting for it.
-HandoffRequest g_refill_request;
-std::atomic<bool> g_refill_queued{false};
+ABSL_CONST_INIT HandoffRequest g_refill_request;
+ABSL_CONST_INIT std::atomic<bool> g_refill_queued{false};
 
 // Runs on the template thread: creates spares up to the target. Waits for
 // nothing but the real pthread_create.
-void RunRefill(HandoffRequest*) {
+void RunRefill(HandoffRequest*) PRISTINE_REQUIRES_ROLE(kTemplateRole) {
+  PRISTINE_CHECK_ROLE(Bits(Role::kTemplate));
   g_refill_queued.store(false, std::memory_order_release);
   uint32_t generation;
   {
-    FutexLock lock(&g_mu);
+    FutexLock lock(&g_spare_pool_mu);
     generation = g_generation;
   }
   bool batch = WaitAsBatch() && SetPolicy(SCHED_BATCH);
@@ -194,7 +205,7 @@ void Retire(Spare* s) {
 }
 
 Spare* Pop() {
-  FutexLock lock(&g_mu);
+  FutexLock lock(&g_spare_pool_mu);
   Spare* s = g_ready;
   if (s != nullptr) {
     g_ready = s->next;
@@ -221,7 +232,7 @@ void RefillSparesLater() {
   {
     // Demand outran the pool: one more from now on (not for the first
     // forwarded create, which finds none because none was wanted).
-    FutexLock lock(&g_mu);
+    FutexLock lock(&g_spare_pool_mu);
     if (g_wanted && g_target < kMaxSpares) ++g_target;
     g_wanted = true;
   }
@@ -236,7 +247,7 @@ bool RetireOneSpare() {
   {
     // Under a thread limit the pool is the first to give way: the creates
     // that then find it empty must not grow it back beyond its start.
-    FutexLock lock(&g_mu);
+    FutexLock lock(&g_spare_pool_mu);
     if (g_target > kInitialTarget) --g_target;
   }
   Retire(s);
@@ -244,13 +255,13 @@ bool RetireOneSpare() {
 }
 
 int SpareThreadCount() {
-  FutexLock lock(&g_mu);
+  FutexLock lock(&g_spare_pool_mu);
   return g_ready_count + g_starting;
 }
 
 void RetireAllSpares() {
   {
-    FutexLock lock(&g_mu);
+    FutexLock lock(&g_spare_pool_mu);
     g_wanted = false;
     g_target = kInitialTarget;
     ++g_generation;
@@ -261,16 +272,16 @@ void RetireAllSpares() {
       // A spare being created is published shortly (spares handed work
       // before the bump above may still be creating one); after that, none
       // is created until spares are wanted again.
-      FutexLock lock(&g_mu);
+      FutexLock lock(&g_spare_pool_mu);
       if (g_starting == 0 && g_ready == nullptr) return;
     }
     RawSyscall(SYS_sched_yield);
   }
 }
 
-void ForgetSparesAfterFork() {
-  g_mu.ResetAfterFork();
-  FutexLock lock(&g_mu);
+void ForgetSparesAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  g_spare_pool_mu.ResetAfterFork();
+  FutexLock lock(&g_spare_pool_mu);
   g_free_slots = kAllSlotsFree;
   g_ready = nullptr;
   g_ready_count = 0;

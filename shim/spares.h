@@ -18,19 +18,22 @@
 
 #include <pthread.h>
 
+#include "thread_role.h"
+
 namespace pristine {
 
 // Hands `start(arg)` to a spare, whose thread then runs it; returns false if
 // none is ready. Any thread but the template; `start` runs on the spare with
 // all signals blocked, like any thread the template creates, after the spare
 // made its own replacement.
-bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread);
+bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread)
+    PRISTINE_EXCLUDES_ROLE(kTemplateRole);
 
 // After HandToSpare found none and the template created the thread instead:
 // raises the number of spares kept by one (not at the first forwarded create)
 // and asks the template to create them, in the background. Any thread but
 // the template.
-void RefillSparesLater();
+void RefillSparesLater() PRISTINE_EXCLUDES_ROLE(kTemplateRole);
 
 // Makes one spare exit and waits for it, and keeps one fewer from now on;
 // false if there was none. For a create that failed with EAGAIN: a spare
@@ -46,7 +49,7 @@ int SpareThreadCount();
 void RetireAllSpares();
 
 // Forked child only: the spares did not survive the fork.
-void ForgetSparesAfterFork();
+void ForgetSparesAfterFork() PRISTINE_REQUIRES_ROLE(kForkChildRole);
 
 }  // namespace pristine
 

@@ -14,27 +14,41 @@
 #include "proc_fd.h"
 #include "raw_syscall.h"
 
+// glibc's own answer to "has this process ever created a thread" (2.32+).
+extern "C" char __libc_single_threaded;
+
 namespace pristine {
 namespace {
 
-// Writes "thread-self/<leaf>" or "self/task/<tid>/<leaf>", relative to the
-// library's /proc descriptor (proc_fd.h).
-void ThreadProcPath(int tid, const char* leaf, char* out, size_t cap) {
-  const char* prefix = tid == 0 ? "thread-self/" : "self/task/";
+// Writes "thread-self/<leaf>", "self/task/<tid>/<leaf>" or
+// "<pid>/task/<tid>/<leaf>", relative to the library's /proc descriptor
+// (proc_fd.h).
+void ThreadProcPath(int pid, int tid, const char* leaf, char* out, size_t cap) {
   size_t n = 0;
   auto put = [&](const char* s) {
     while (*s && n + 1 < cap) out[n++] = *s++;
   };
-  put(prefix);
-  if (tid != 0) {
+  auto put_number = [&](int v) {
     char digits[12];
     int d = 0;
-    for (unsigned v = static_cast<unsigned>(tid); v; v /= 10) digits[d++] = '0' + v % 10;
+    for (unsigned u = static_cast<unsigned>(v); u; u /= 10) digits[d++] = '0' + u % 10;
     while (d && n + 1 < cap) out[n++] = digits[--d];
+  };
+  if (pid == 0 && tid == 0) {
+    put("thread-self/");
+  } else {
+    if (pid == 0) put("self");
+    else put_number(pid);
+    put("/task/");
+    put_number(tid);
     put("/");
   }
   put(leaf);
   out[n] = '\0';
+}
+
+void ThreadProcPath(int tid, const char* leaf, char* out, size_t cap) {
+  ThreadProcPath(0, tid, leaf, out, cap);
 }
 
 }  // namespace
@@ -140,10 +154,7 @@ bool ReadNamespaceId(int tid, Dim ns, uint64_t* id) {
 }
 
 int SharesWith(int other_tid, Dim fs_or_files) {
-  int type = fs_or_files == Dim::kFs ? KCMP_FS : KCMP_FILES;
-  long r = RawSyscall(SYS_kcmp, RawGettid(), other_tid, type, 0, 0);
-  if (r < 0) return -1;
-  return r == 0 ? 1 : 0;
+  return KcmpThreads(RawGettid(), other_tid, fs_or_files);
 }
 
 bool ReadAffinity(int tid, cpu_set_t* out) {
@@ -176,11 +187,9 @@ void ReadName(char out[16]) {
   out[15] = '\0';
 }
 
-bool ReadSecurity(int tid, SecurityState* out) {
-  char path[64];
-  ThreadProcPath(tid, "status", path, sizeof path);
-  char buf[4096];
-  if (ReadSmallFile(path, buf, sizeof buf) <= 0) return false;
+namespace {
+
+bool ParseSecurity(const char* buf, SecurityState* out) {
   const char* f;
   if (!(f = FindField(buf, "CapInh"))) return false;
   out->cap_inh = ParseHex(f);
@@ -196,6 +205,97 @@ bool ReadSecurity(int tid, SecurityState* out) {
   if ((f = FindField(buf, "Gid"))) ParseDecimals(f, out->gid, 4);
   out->groups_hash = HashLine(FindField(buf, "Groups"));
   return true;
+}
+
+}  // namespace
+
+bool ReadSecurity(Whose whose, SecurityState* out) {
+  const char* path = whose == Whose::kCallingThread ? "thread-self/status" : "self/status";
+  char buf[4096];
+  if (ReadSmallFile(path, buf, sizeof buf) <= 0) return false;
+  return ParseSecurity(buf, out);
+}
+
+bool ReadThreadStatus(int pid, int tid, ThreadStatus* out) {
+  char path[64];
+  ThreadProcPath(pid, tid, "status", path, sizeof path);
+  char buf[4096];
+  if (ReadSmallFile(path, buf, sizeof buf) <= 0 || !ParseSecurity(buf, &out->security)) {
+    return false;
+  }
+  const char* f;
+  if ((f = FindField(buf, "SigBlk"))) out->sigblk = ParseHex(f) & ~kGlibcInternalSignals;
+  if ((f = FindField(buf, "Umask"))) {
+    while (*f == ' ' || *f == '\t') ++f;
+    int mask = 0;
+    for (; *f >= '0' && *f <= '7'; ++f) mask = mask * 8 + (*f - '0');
+    out->umask = mask;
+  }
+  return true;
+}
+
+bool ReadNamespaceInode(int pid, int tid, const char* link, uint64_t* id) {
+  int proc = ProcFd();
+  if (proc < 0) return false;
+  char leaf[40] = "ns/";
+  size_t n = 3;
+  while (*link && n + 1 < sizeof leaf) leaf[n++] = *link++;
+  leaf[n] = '\0';
+  char path[80];
+  ThreadProcPath(pid, tid, leaf, path, sizeof path);
+  struct stat st;
+  if (RawSyscall(SYS_newfstatat, proc, path, &st, 0) != 0) return false;
+  *id = st.st_ino;
+  return true;
+}
+
+long ReadThreadLink(int pid, int tid, const char* leaf, char* out, unsigned long cap) {
+  int proc = ProcFd();
+  if (proc < 0 || cap == 0) return -1;
+  char path[64];
+  ThreadProcPath(pid, tid, leaf, path, sizeof path);
+  long n = RawSyscall(SYS_readlinkat, proc, path, out, cap - 1);
+  if (n < 0) return -1;
+  out[n] = '\0';
+  return n;
+}
+
+int KcmpThreads(int tid_a, int tid_b, Dim fs_or_files) {
+  int type = fs_or_files == Dim::kFs ? KCMP_FS : KCMP_FILES;
+  long r = RawSyscall(SYS_kcmp, tid_a, tid_b, type, 0, 0);
+  if (r < 0) return -1;
+  return r == 0 ? 1 : 0;
+}
+
+namespace {
+
+// The fields of /proc/self/stat after the command name (in parentheses, which
+// may hold spaces): field 3 (the state) first. Null if unreadable.
+const char* StatFields(char* buf, size_t cap) {
+  if (ReadSmallFile("self/stat", buf, cap) <= 0) return nullptr;
+  const char* close = strrchr(buf, ')');
+  return close != nullptr && close[1] == ' ' ? close + 2 : nullptr;
+}
+
+}  // namespace
+
+int ProcessThreadCount() {
+  if (__libc_single_threaded) return 1;  // no thread was ever created
+  char buf[1024];
+  const char* p = StatFields(buf, sizeof buf);
+  if (p == nullptr) return -1;
+  for (int field = 3; field < 20 && *p; ++p) {
+    if (*p == ' ') ++field;
+  }
+  int count = 0;
+  while (*p >= '0' && *p <= '9') count = count * 10 + (*p++ - '0');
+  return count;
+}
+
+bool MainThreadExited() {
+  char buf[1024];
+  const char* p = StatFields(buf, sizeof buf);
+  return p != nullptr && (*p == 'Z' || *p == 'X');
 }
 
 void WaitUntilThreadReleased(int tid) {

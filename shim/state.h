@@ -26,6 +26,23 @@ bool ReadNamespaceId(int tid, Dim ns, uint64_t* id);
 // "ns/pid_for_children"); null for other dimensions.
 const char* NamespaceLeaf(Dim ns);
 
+// --- Any thread of any process -------------------------------------------------
+// The readers below name a thread as (pid, tid) and read <pid>/task/<tid>/
+// through the same /proc descriptor; pid 0 means the calling process, and tid
+// 0 with it the calling thread. pristine-scan uses them on other processes.
+
+// The inode of namespace link ns/<link> ("net", "user", "pid_for_children", ...).
+bool ReadNamespaceInode(int pid, int tid, const char* link, uint64_t* id);
+
+// readlink of <pid>/task/<tid>/<leaf> ("cwd", "root"), NUL-terminated.
+// Returns the length, or -1.
+long ReadThreadLink(int pid, int tid, const char* leaf, char* out, unsigned long cap);
+
+// Whether threads `tid_a` and `tid_b` (of any process, by kernel tid) share
+// their fs_struct (Dim::kFs) or fd table (Dim::kFiles), via kcmp(2): 1 shared,
+// 0 private, -1 unknown (no kcmp, no permission).
+int KcmpThreads(int tid_a, int tid_b, Dim fs_or_files);
+
 // The CLONE_NEW* flag of a namespace dimension (CLONE_NEWPID for kPid, ...).
 int NamespaceCloneFlag(Dim ns);
 
@@ -58,7 +75,7 @@ void ReadName(char out[16]);
 
 // Privileges and restrictions of a thread, from its /proc status, read through
 // the library's /proc descriptor (proc_fd.h): a forged /proc inside a chroot
-// is never consulted. `tid` 0 means the calling thread.
+// is never consulted.
 struct SecurityState {
   uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
   int no_new_privs = 0;
@@ -68,7 +85,30 @@ struct SecurityState {
   uint32_t gid[4] = {0, 0, 0, 0};
   uint64_t groups_hash = 0;        // of the Groups: line
 };
-bool ReadSecurity(int tid, SecurityState* out);
+// The calling thread's (thread-self) or, with kMainThread, the main thread's
+// (the process's own status). Never by tid: the library's /proc may belong
+// to another pid namespace than the one gettid() answers in (a program run
+// under unshare --pid --fork without its own /proc).
+enum class Whose : uint8_t { kCallingThread, kMainThread };
+bool ReadSecurity(Whose whose, SecurityState* out);
+
+// The number of threads of the process as the kernel counts them (a main
+// thread that left with pthread_exit included, until the process ends), or
+// -1 if /proc cannot be read through the library's descriptor. 1 without a
+// system call while glibc says no thread was ever created. Any thread.
+int ProcessThreadCount();
+
+// Whether the main thread has exited (left with pthread_exit: a zombie until
+// the process ends). Any thread.
+bool MainThreadExited();
+
+// What <pid>/task/<tid>/status says about a thread beyond its privileges.
+struct ThreadStatus {
+  SecurityState security;
+  uint64_t sigblk = 0;  // blocked signals, glibc's internal ones masked out
+  int umask = -1;       // -1 if the kernel does not say (before Linux 4.7)
+};
+bool ReadThreadStatus(int pid, int tid, ThreadStatus* out);
 
 // Waits until the kernel has released thread `tid` of this process, which has
 // exited and been joined (pthread_join returns when the kernel clears the

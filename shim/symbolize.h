@@ -1,79 +1,73 @@
 // SPDX-License-Identifier: Apache-2.0
-// Turning return addresses into (function, offset, module), at report time.
+// From return addresses to what a report or a log line says about them.
 //
-// Names come from the module's ELF symbol table (.symtab) read from disk, so
-// static functions are named too, or from its dynamic symbols (.dynsym) when
-// the file has no .symtab (stripped system libraries), or from dladdr(). The
-// module file is mapped once per Symbolizer and its function symbols sorted
-// into an index; each lookup is then a binary search. Names are the raw
-// (mangled) ELF names: the shim has no C++ runtime to demangle with;
-// pristine-report demangles.
+// Reports: the library records only what it knows without reading a file:
+// the loaded module's path, its build id (read from the module's PT_NOTE in
+// memory) and the address relative to the module's load bias (the ELF
+// virtual address, what addr2line takes). pristine-report turns those into
+// function names, source lines and inlined frames with elfutils' libdw, from
+// the module or its build-id debug file.
 //
-// Who may use it: the exit-time report writer and the new-site log line, on
-// an ordinary thread of the host (it enters the dynamic loader and maps
-// files); never the template thread. Not thread-safe: one Symbolizer per use.
+// Log lines: one frame named on the spot, the first in the program's own
+// code. The executable's static functions are in its .symtab, which is not
+// loaded in memory: it is read through a descriptor opened at load (in the
+// baseline; never a path resolved on a tainted thread), with bounded pread
+// calls, never mmap (a file truncated under us must not crash the host).
+// Other modules' names come from their dynamic symbols (dladdr). C++ names
+// are demangled with the host's own __cxa_demangle when the host has the C++
+// runtime loaded (the library itself never loads it).
+//
+// Who may use it: any thread of the host but the template (dl_iterate_phdr
+// and dladdr take the loader's lock).
 #ifndef PRISTINE_SHIM_SYMBOLIZE_H_
 #define PRISTINE_SHIM_SYMBOLIZE_H_
+
+#include <link.h>
 
 #include <cstddef>
 #include <cstdint>
 
 namespace pristine {
 
-struct SymbolizedFrame {
-  // The function containing the address, or null if unknown. Not
-  // NUL-terminated necessarily: use function_len. Valid while the Symbolizer
-  // that produced it lives.
-  const char* function = nullptr;
-  size_t function_len = 0;
-  // Address minus the function's start when the function is known, else the
-  // address relative to the module's load bias (what `addr2line -e MODULE`
-  // takes), else the raw address.
-  uint64_t offset = 0;
-  // The module's path, NUL-terminated ("?" if the address is in no module).
-  const char* module = "?";
-};
-
-class Symbolizer {
+// The modules loaded in the process, listed once per report write.
+class ModuleMap {
  public:
-  // `read_files`: whether symbol tables may be read from disk (false: dladdr
-  // only, which sees exported names; cheap enough for a log line).
-  explicit Symbolizer(bool read_files) : read_files_(read_files) {}
-  ~Symbolizer();
-  Symbolizer(const Symbolizer&) = delete;
-  Symbolizer& operator=(const Symbolizer&) = delete;
+  // No default member initializers: a ModuleMap lives in fresh anonymous
+  // memory, and Load fills what it uses.
+  struct Module {
+    uintptr_t bias;
+    uintptr_t lo, hi;  // the span of its executable segments
+    bool is_exe;
+    char build_id[41];  // hex, up to 20 bytes; empty if none
+    char path[512];
+  };
 
-  // `pc` is a return address (the instruction after a call).
-  void Symbolize(uintptr_t pc, SymbolizedFrame* out);
+  // Lists the loaded modules; `exe_path` names the main program (its link
+  // map has no name), null to leave it unnamed.
+  void Load(const char* exe_path);
+
+  // The module whose executable segments contain `pc`, or null.
+  const Module* Find(uintptr_t pc) const;
 
  private:
-  struct FuncSym {
-    uint64_t value;
-    uint64_t size;
-    uint32_t name;  // offset in the string table
-  };
-  struct Module {
-    const void* link_map;  // the key
-    uintptr_t bias;        // l_addr
-    char path[512];
-    bool loaded;           // symbols read (or tried)
-    const char* file;      // the mapped file, or null
-    size_t file_size;
-    const char* strtab;
-    size_t strtab_size;
-    FuncSym* syms;         // sorted by value; anonymous mapping
-    size_t nsyms;
-    size_t syms_bytes;
-  };
-  static constexpr int kMaxModules = 32;
-
-  Module* FindModule(const void* link_map, uintptr_t bias, const char* name);
-  void LoadSymbols(Module* m);
-
-  bool read_files_;
-  int nmodules_ = 0;
+  static constexpr int kMaxModules = 128;
+  int n_ = 0;
   Module modules_[kMaxModules];
+  friend int ModuleMapCallback(struct dl_phdr_info*, size_t, void*);
 };
+
+// Opens the executable for its symbol table (log lines). Loading thread, at
+// load, only when log lines may name frames.
+void SymbolizeInit();
+
+// Writes "function+0xOFF (module)" for `pc` in `m` (or "module+0xADDR" when no
+// name is known), NUL-terminated, into `out`. Names are demangled when the
+// host has the C++ runtime.
+void DescribeFrame(const ModuleMap::Module* m, uintptr_t pc, char* out, size_t cap);
+
+// The index of the first frame in the program's own code: the first in the
+// executable, else the first outside the C and C++ runtimes, else 0.
+int FirstProgramFrame(const ModuleMap& modules, const uintptr_t* pcs, int n);
 
 }  // namespace pristine
 

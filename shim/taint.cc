@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 
+#include "absl/base/attributes.h"
 #include "baseline.h"
 #include "raw_syscall.h"
 #include "state.h"
@@ -13,13 +14,14 @@ namespace pristine {
 namespace taint_internal {
 
 __thread ThreadTaint t_taint __attribute__((tls_model("initial-exec")));
-std::atomic<uint32_t> g_cross_epoch{0};
-std::atomic<uint32_t> g_rebase_epoch{0};
+ABSL_CONST_INIT std::atomic<uint32_t> g_cross_epoch{0};
+ABSL_CONST_INIT std::atomic<uint32_t> g_rebase_epoch{0};
+ABSL_CONST_INIT std::atomic<SelfChangeHook> g_self_change_hook{nullptr};
 
 }  // namespace taint_internal
 
 namespace {
-std::atomic<uint32_t> g_security_epoch{0};
+ABSL_CONST_INIT std::atomic<uint32_t> g_security_epoch{0};
 }  // namespace
 
 using taint_internal::g_cross_epoch;
@@ -37,6 +39,9 @@ constexpr DimSet kUnverifiable = DimSet(Dim::kLandlock);
 void NoteSelfChange(DimSet dims) {
   t_taint.pending |= (dims - kUnverifiable).bits();
   t_taint.known |= (dims & kUnverifiable).bits();
+  taint_internal::SelfChangeHook hook =
+      taint_internal::g_self_change_hook.load(std::memory_order_relaxed);
+  if (hook != nullptr) t_taint.origin = hook(dims, t_taint.origin);
 }
 
 DimSet DimsChangedByUnshare(int flags) {
@@ -104,12 +109,14 @@ ThreadTaint InheritedTaint() {
   ThreadTaint child;
   child.pending = (DimSet(t_taint.pending | t_taint.known) - kUnverifiable).bits();
   child.known = (DimSet(t_taint.known) & kUnverifiable).bits();
+  child.origin = t_taint.origin;
   return child;
 }
 
 void AdoptTaint(const ThreadTaint& t) {
   t_taint.pending = t.pending;
   t_taint.known = t.known;
+  t_taint.origin = t.origin;
   t_taint.cross_epoch = g_cross_epoch.load(std::memory_order_relaxed);
   t_taint.rebase_epoch = g_rebase_epoch.load(std::memory_order_relaxed);
   t_taint.security_epoch = g_security_epoch.load(std::memory_order_relaxed);

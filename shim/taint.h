@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "dimension.h"
+#include "thread_role.h"
 
 namespace pristine {
 
@@ -33,12 +34,20 @@ struct ThreadTaint {
   uint32_t cross_epoch = 0;   // last g_cross_epoch verified against
   uint32_t rebase_epoch = 0;  // last g_rebase_epoch verified against
   uint32_t security_epoch = 0;  // last g_security_epoch verified against
+  // Where this thread's changes came from (an origin set of sites.h, 0 none);
+  // kept only when a report or log asks for it, inherited with the record.
+  uint32_t origin = 0;
 };
 
 namespace taint_internal {
 extern __thread ThreadTaint t_taint __attribute__((tls_model("initial-exec")));
 extern std::atomic<uint32_t> g_cross_epoch;
 extern std::atomic<uint32_t> g_rebase_epoch;
+// Set once at load when a report or log asks where taints come from
+// (report.cc): records the calling thread's change of `dims` and returns its
+// new origin set. Null otherwise: NoteSelfChange then pays one load.
+using SelfChangeHook = uint32_t (*)(DimSet dims, uint32_t origin);
+extern std::atomic<SelfChangeHook> g_self_change_hook;
 }  // namespace taint_internal
 
 // The create path's test: true if the calling thread is known to be in the
@@ -76,7 +85,8 @@ void NoteProcessWideSecurityChange();
 // The calling thread's taint: which dimensions differ from the baseline now.
 // verify=fast reads only what may have changed; verify=strict reads all.
 // Not on the template thread.
-DimSet CurrentTaint(bool strict);
+DimSet CurrentTaint(bool strict)
+    PRISTINE_EXCLUDES_ROLE(kTemplateRole, kNewThreadRole, kSignalSafeRole);
 
 // Whether the calling thread has recorded any change since it was last known
 // to be clean (pending or known dimensions), regardless of epochs.

@@ -19,6 +19,7 @@
 #include "interpose.h"
 #include "raw_syscall.h"
 #include "spares.h"
+#include "thread_role.h"
 #include "state.h"
 
 namespace pristine {
@@ -37,6 +38,29 @@ ABSL_CONST_INIT std::atomic<uint32_t> g_users{0};
 constexpr uint32_t kStarting = 0, kFailed = 0xffffffff;
 ABSL_CONST_INIT FutexWord g_started{kStarting};
 ABSL_CONST_INIT std::atomic<long> g_securebits{0};
+
+// The template's privileges (TemplateSecurity), written by the template.
+struct SecurityCache {
+  FutexMutex mu;
+  bool valid ABSL_GUARDED_BY(mu) = false;
+  SecurityState state ABSL_GUARDED_BY(mu);
+};
+ABSL_CONST_INIT SecurityCache g_security;
+
+// Runs on the template: reads its own privileges into the cache. The lock is
+// never held by a thread that waits for the template.
+void ReadOwnSecurity() PRISTINE_REQUIRES_ROLE(kTemplateRole) {
+  SecurityState s;
+  bool ok = ReadSecurity(Whose::kCallingThread, &s);
+  FutexLock lock(&g_security.mu);
+  g_security.valid = ok;
+  g_security.state = s;
+}
+
+void RunReadSecurity(HandoffRequest*) PRISTINE_REQUIRES_ROLE(kTemplateRole) {
+  PRISTINE_CHECK_ROLE(Bits(Role::kTemplate));
+  ReadOwnSecurity();
+}
 
 // Written by StartTemplate before the template exists, read by it.
 ABSL_CONST_INIT SchedState g_start_sched;   // the baseline's
@@ -72,15 +96,37 @@ void UnmapStack(Stack* s) {
 }
 
 // Set by a stop request, read by the template loop: template thread only.
-bool g_stop_requested = false;
+ABSL_CONST_INIT bool g_stop_requested = false;
+
+// NoteMainThreadExit: the template watches for the end of the program's last
+// thread. A request with nothing to do wakes it into that mode.
+ABSL_CONST_INIT std::atomic<bool> g_main_exited{false};
+ABSL_CONST_INIT HandoffRequest g_wake_request;
+ABSL_CONST_INIT std::atomic<bool> g_wake_queued{false};
+constexpr struct timespec kWatchPeriod = {0, 100 * 1000 * 1000};
+
+void RunWake(HandoffRequest*) PRISTINE_REQUIRES_ROLE(kTemplateRole) {
+  g_wake_queued.store(false, std::memory_order_relaxed);
+}
+
+// Whether a thread of the program is alive: the kernel's count, less the
+// main thread (a zombie until the process ends), the template and the spares.
+// Runs on the template, in watch mode only.
+bool ProgramThreadsRemain() PRISTINE_REQUIRES_ROLE(kTemplateRole) {
+  int n = ProcessThreadCount();
+  return n < 0 || n - 1 > 1 + SpareThreadCount() || !MainThreadExited();
+}
 
 // Asks the template loop to return after the current batch. Runs on the
 // template thread.
-void RunStop(HandoffRequest*) { g_stop_requested = true; }
+void RunStop(HandoffRequest*) PRISTINE_REQUIRES_ROLE(kTemplateRole) {
+  PRISTINE_CHECK_ROLE(Bits(Role::kTemplate));
+  g_stop_requested = true;
+}
 
 // Brings the template to the baseline where its creator differed in what a
 // thread can repair on itself. Runs on the template, before it serves.
-bool RepairSelf() {
+bool RepairSelf() PRISTINE_REQUIRES_ROLE(kTemplateRole) {
   for (int i = 0; i < kDimCount; ++i) {
     int fd = g_repairs.reenter_fd[i];
     if (fd >= 0 && RawSyscall(SYS_setns, fd, NamespaceCloneFlag(static_cast<Dim>(i))) != 0) {
@@ -106,6 +152,7 @@ bool RepairSelf() {
 // The template's body. Runs on the template thread: only raw system calls,
 // the queue, and request run functions (which follow the same rules).
 void* TemplateMain(void*) {
+  ScopedRole role(kTemplateRole);
   RawSyscall(SYS_prctl, PR_SET_NAME, kTemplateName);
   if (!RepairSelf()) {
     g_started.store(kFailed, std::memory_order_release);
@@ -113,11 +160,19 @@ void* TemplateMain(void*) {
     return nullptr;
   }
   g_securebits.store(RawSyscall(SYS_prctl, PR_GET_SECUREBITS), std::memory_order_relaxed);
+  ReadOwnSecurity();
   g_started.store(static_cast<uint32_t>(RawGettid()), std::memory_order_release);
   FutexWakeAll(&g_started);
   g_stop_requested = false;
   while (!g_stop_requested) {
-    HandoffRequest* req = g_queue.TakeAll();
+    bool watching = g_main_exited.load(std::memory_order_acquire);
+    HandoffRequest* req = g_queue.TakeAll(watching ? &kWatchPeriod : nullptr);
+    if (req == nullptr && watching && !ProgramThreadsRemain()) {
+      // Nobody is left to post: refuse requests, let the spares go, and go.
+      g_running.store(false, std::memory_order_seq_cst);
+      RetireAllSpares();
+      return nullptr;
+    }
     while (req != nullptr) {
       HandoffRequest* next = req->next;  // read before completion frees it
       req->run(req);
@@ -175,9 +230,38 @@ bool StartTemplate(const TemplateRepairs& repairs) {
 
 long TemplateSecurebits() { return g_securebits.load(std::memory_order_relaxed); }
 
+bool TemplateSecurity(SecurityState* out) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      FutexLock lock(&g_security.mu);
+      if (g_security.valid) {
+        *out = g_security.state;
+        return true;
+      }
+    }
+    HandoffRequest req;
+    req.run = RunReadSecurity;
+    if (!RunOnTemplate(&req)) return false;
+  }
+  return false;
+}
+
+void ForgetTemplateSecurity() {
+  FutexLock lock(&g_security.mu);
+  g_security.valid = false;
+}
+
+void NoteMainThreadExit() {
+  g_main_exited.store(true, std::memory_order_release);
+  if (g_wake_queued.exchange(true, std::memory_order_acq_rel)) return;
+  g_wake_request.run = RunWake;
+  if (!PostToTemplate(&g_wake_request)) g_wake_queued.store(false, std::memory_order_relaxed);
+}
+
 bool TemplateRunning() { return g_running.load(std::memory_order_acquire); }
 
 bool RunOnTemplate(HandoffRequest* req) {
+  PRISTINE_CHECK_NOT_ROLE(Bits(Role::kTemplate));
   if (!PostToTemplate(req)) return false;
   // Queued before any stop request (StopTemplate waits for g_users to drain
   // before pushing one), so the template serves it before stopping.
@@ -210,12 +294,17 @@ void StopTemplate() {
   RetireAllSpares();
 }
 
-void ForgetTemplateAfterFork() {
+void ForgetTemplateAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  PRISTINE_CHECK_ROLE(Bits(Role::kForkChild));
   g_queue.ResetAfterFork();
   ForgetSparesAfterFork();
   g_running.store(false, std::memory_order_relaxed);
   g_users.store(0, std::memory_order_relaxed);
   g_started.store(kStarting, std::memory_order_relaxed);
+  g_main_exited.store(false, std::memory_order_relaxed);  // the child's main is alive
+  g_wake_queued.store(false, std::memory_order_relaxed);
+  g_security.mu.ResetAfterFork();
+  ForgetTemplateSecurity();
   // glibc drops threads with caller-supplied stacks in a child without
   // caching their stacks: the mapping is the library's to remove.
   UnmapStack(&g_stack);

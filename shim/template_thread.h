@@ -15,6 +15,8 @@
 
 #include "dimension.h"
 #include "handoff.h"
+#include "state.h"
+#include "thread_role.h"
 
 namespace pristine {
 
@@ -31,31 +33,53 @@ struct TemplateRepairs {
   bool set_affinity = false;
   cpu_set_t affinity;
 };
-bool StartTemplate(const TemplateRepairs& repairs);
+bool StartTemplate(const TemplateRepairs& repairs) PRISTINE_EXCLUDES_ROLE(kTemplateRole);
 
 // The template's securebits (which a forwarded thread keeps). Only while it runs.
 long TemplateSecurebits();
+
+// The privileges a forwarded thread starts with: the template's, read by the
+// template itself (its /proc status through the library's descriptor) when it
+// starts and again after a process-wide change (ForgetTemplateSecurity), on
+// request. False if no template serves. Any thread but the template.
+bool TemplateSecurity(SecurityState* out) PRISTINE_EXCLUDES_ROLE(kTemplateRole);
+
+// A process-wide credential change reached the template: read again at next
+// need. Any thread.
+void ForgetTemplateSecurity();
 
 // Whether a template is serving requests.
 bool TemplateRunning();
 
 // Runs `req` on the template and waits for it. Returns false, without running
 // it, when no template is serving. Any thread but the template.
-bool RunOnTemplate(HandoffRequest* req);
+bool RunOnTemplate(HandoffRequest* req) PRISTINE_EXCLUDES_ROLE(kTemplateRole);
 
 // Queues `req` for the template without waiting for it (nobody may wait on
 // it: it must outlive its run, e.g. a static). Returns false, without
 // queueing, when no template is serving. Any thread but the template.
-bool PostToTemplate(HandoffRequest* req);
+bool PostToTemplate(HandoffRequest* req) PRISTINE_EXCLUDES_ROLE(kTemplateRole);
 
 // Stops the template and its spare threads (spares.h) and waits until the
 // kernel has released their threads: a single-threaded change made right
 // after sees only the program's. Does nothing if none runs. Any thread but
 // the template.
-void StopTemplate();
+void StopTemplate() PRISTINE_EXCLUDES_ROLE(kTemplateRole);
+
+// The main thread is leaving with pthread_exit (or thrd_exit). The process
+// must then end when its last thread does, as without the library; glibc
+// decides that by counting threads, the library's included. So from now on
+// the template looks, every kWatchPeriod, whether any thread of the program
+// remains; when none does, it retires the spares and exits itself, and the
+// last of them to exit ends the process with status 0 (glibc's exit(0),
+// which runs the program's atexit handlers on that thread). Until then every
+// signal is delivered to the program's threads: the library's block them all.
+// Any thread but the template; async-signal-safe (an atomic store and a
+// wake).
+void NoteMainThreadExit();
 
 // Forked child only: the template and its spares did not survive the fork.
-void ForgetTemplateAfterFork();
+void ForgetTemplateAfterFork() PRISTINE_REQUIRES_ROLE(kForkChildRole);
 
 }  // namespace pristine
 

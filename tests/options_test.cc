@@ -99,6 +99,39 @@ TEST(Options, ReportAndLogPaths) {
   EXPECT_EQ(log_long.options.log, LogDest::kStderr);
 }
 
+TEST(Options, LogExplicitVerbosityAndReportEmpty) {
+  EXPECT_FALSE(Parse("").options.log_explicit);
+  EXPECT_TRUE(Parse("log=stderr").options.log_explicit);
+  EXPECT_TRUE(Parse("log=/tmp/x.%p").options.log_explicit);
+  EXPECT_FALSE(Parse("log=stderr:log=off").options.log_explicit);
+  EXPECT_EQ(Parse("").options.verbosity, 1);
+  for (int v = 0; v <= 2; ++v) {
+    Parsed p = Parse(("verbosity=" + std::to_string(v)).c_str());
+    EXPECT_EQ(p.errors, 0);
+    EXPECT_EQ(p.options.verbosity, v);
+  }
+  for (const char* bad : {"verbosity=3", "verbosity=", "verbosity=-1", "verbosity=11"}) {
+    Parsed p = Parse(bad);
+    EXPECT_EQ(p.errors, 1) << bad;
+    EXPECT_EQ(p.options.verbosity, 1) << bad;
+    ASSERT_EQ(p.lines.size(), 1u);
+    EXPECT_NE(p.lines[0].find("verbosity accepts 0, 1 or 2"), std::string::npos) << p.lines[0];
+  }
+  EXPECT_FALSE(Parse("").options.report_empty);
+  EXPECT_TRUE(Parse("report_empty=1").options.report_empty);
+  EXPECT_FALSE(Parse("report_empty=1:report_empty=0").options.report_empty);
+  Parsed bad = Parse("report_empty=yes");
+  EXPECT_EQ(bad.errors, 1);
+  EXPECT_FALSE(bad.options.report_empty);
+}
+
+TEST(Options, BadTokensAreEchoedWithoutControlBytes) {
+  Parsed p = Parse("mode=\x1b[31mred");
+  ASSERT_EQ(p.lines.size(), 1u);
+  EXPECT_EQ(p.lines[0].find('\x1b'), std::string::npos) << p.lines[0];
+  EXPECT_NE(p.lines[0].find("\\x1b[31mred"), std::string::npos) << p.lines[0];
+}
+
 TEST(Options, EveryPlainDimensionIsolateAndInherit) {
   for (const char* name : kAllDims) {
     Dim d;
