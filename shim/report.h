@@ -42,7 +42,9 @@ inline void ReportCountCreate() {
 // calling thread, before the thread is created (so that a process exiting
 // while the create returns still counts it): records the call site.
 // `decision` is what the policy decided; `forwarded_ok` whether the template
-// will create it. Returns a handle for ReportForwardFellThrough.
+// will create it. Returns a handle for ReportForwardFellThrough. Under
+// forward=all a clean caller's create (taint empty) that is not direct is
+// counted in `forwarded` and `decisions` only.
 int ReportTaintedCreate(DimSet taint, Decision decision, bool forwarded_ok);
 
 // A create recorded as forwarded found no template after all: takes it back;
