@@ -50,11 +50,6 @@
 namespace pristine {
 namespace {
 
-// Set once by pthread_setattr_default_np (NoteDefaultAttrsChanged), for good.
-ABSL_CONST_INIT std::atomic<bool> g_default_attrs_changed{false};
-
-bool DefaultAttrsChanged() { return g_default_attrs_changed.load(std::memory_order_relaxed); }
-
 // glibc's mapping of pthread_create results to C11 (thrd_create.c).
 int C11Result(int rc) {
   switch (rc) {
@@ -273,10 +268,16 @@ bool CreateForwarded(pthread_t* thread, const pthread_attr_t* attr, ChildSetup* 
   // Default attributes: a spare made ahead of time fits, if one is ready,
   // and if the defaults are still those it was made with.
   bool spare_fits = attr == nullptr && open_ns.empty() && !DefaultAttrsChanged();
-  if (spare_fits && HandToSpare(ChildStart, setup, thread)) {
+  // An inherited CPU set is the new thread's before its first instruction,
+  // as for a thread its caller creates: given to the spare, or to glibc in
+  // the attributes (the thread's setup applies it again, harmlessly).
+  const cpu_set_t* affinity = setup->set_affinity ? &setup->affinity : nullptr;
+  if (spare_fits && HandToSpare(ChildStart, setup, thread, affinity)) {
     *rc = 0;
     return true;
   }
+  AttrCopy copy;
+  if (affinity != nullptr && copy.Init(attr) && copy.SetAffinity(*affinity)) attr = copy.get();
   CreateRequest req{};
   req.base.run = RunCreate;
   req.attr = attr;
@@ -514,8 +515,6 @@ long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds) {
   if (!taint.empty()) ReportTaintedCreate(taint, route.decision, false);
   return call(ctx);
 }
-
-void NoteDefaultAttrsChanged() { g_default_attrs_changed.store(true, std::memory_order_relaxed); }
 
 int CreateThread(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
                  void* arg) {

@@ -30,11 +30,6 @@ int CreateC11Thread(thrd_t* thread, thrd_start_t start, void* arg);
 // Any thread but the template.
 long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds);
 
-// pthread_setattr_default_np changed the attributes a null attr stands for:
-// spares, made with the old ones, no longer fit a create with a null attr
-// (the template makes those threads from then on). Any thread.
-void NoteDefaultAttrsChanged();
-
 }  // namespace pristine
 
 #endif  // PRISTINE_SHIM_CREATE_H_

@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
+#include "attr.h"
 #include "baseline.h"
 #include "create.h"
 #include "interpose.h"

@@ -97,6 +97,7 @@ using AttrGetStackaddrFn = int (*)(const pthread_attr_t* attr, void** stackaddr)
 // symbol lookup through every loaded object at each process start.
 #define PRISTINE_LIBC_FUNCTIONS(X)                                            \
   X(pthread_attr_init, decltype(&::pthread_attr_init))                        \
+  X(pthread_getattr_default_np, decltype(&::pthread_getattr_default_np))      \
   X(pthread_attr_destroy, decltype(&::pthread_attr_destroy))                  \
   X(pthread_attr_getdetachstate, decltype(&::pthread_attr_getdetachstate))    \
   X(pthread_attr_setdetachstate, decltype(&::pthread_attr_setdetachstate))    \

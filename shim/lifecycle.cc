@@ -64,22 +64,25 @@ void WarnNoTemplate() {
 }
 
 // The template and the snapshot are wanted from the start: verify=strict must
-// be ready for changes no entry point sees. forward=all starts the template
-// before the first create or the first change a thread records (ForwardAll
-// below), so that a program that creates no thread, a forked child that only
-// execs or exits, stays single-threaded as without the library.
+// be ready for changes no entry point sees. forward=all starts the template at
+// the first create instead (PrepareForCreate), so that a program that creates
+// no thread, or a forked child that only execs or exits, stays
+// single-threaded as without the library: glibc's fork, for one, takes locks
+// over the fork only in a multi-threaded process.
 bool WantedAtDefinition(const Options& o) { return o.verify == Verify::kStrict; }
 
 bool ForwardAll() { return g_forward_all.load(std::memory_order_relaxed); }
+
+// What a thread may have changed and still start the template: the template
+// repairs itself or sets its own (template_thread.h, TemplateMain).
+constexpr DimSet kRepairedByTemplate =
+    kRepairableDims | Dim::kAffinity | Dim::kSigmask | Dim::kSched | Dim::kName;
 
 // Whether a change of `dims` by the calling thread (of itself if `self`)
 // needs the template to run first.
 bool ChangeNeedsTemplate(DimSet dims, bool self) {
   const Options& o = CurrentOptions();
   if (o.mode != Mode::kEnforce || !self) return false;  // another thread: affinity, sched, name
-  // forward=all: from a thread that has recorded no change yet, as at a
-  // create (PrepareForCreate), since every later create is forwarded.
-  if (ForwardAll()) return true;
   // Known once the snapshot is taken, which BeforeChange makes sure of first.
   if (dims.intersects((kForwardedDims | BaselineUnenterable()) & o.isolated)) return true;
   // A thread in another namespace that gives up its capabilities cannot
@@ -242,10 +245,12 @@ bool PrepareForCreate() {
     }
   }
   uint32_t state = g_state.load(std::memory_order_acquire);
-  if (ForwardAll() && state >= kBaselineDefined && state < kTemplateRunning) {
-    // forward=all's template, started by the first create's caller: with
-    // forward=all every change a thread records starts it first (BeforeChange),
-    // so this caller has recorded none and is in the baseline.
+  if (ForwardAll() && state >= kBaselineDefined && state < kTemplateRunning &&
+      (ThreadRecordedDims() - kRepairedByTemplate).empty()) {
+    // forward=all's template, started by a create's caller that differs from
+    // the baseline at most in what the template repairs (lifecycle.h,
+    // invariant 1). A caller that changed more (its privileges, a dimension
+    // the options inherit) creates its thread itself until another starts it.
     FutexLock lock(&g_lifecycle_mu);
     AdvanceTo(kTemplateRunning);
     state = g_state.load(std::memory_order_acquire);

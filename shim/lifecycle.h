@@ -25,10 +25,9 @@
 // A forked child starts again at kBaselineDefined from its forking thread (or
 // stays kAwaitingFirstCreate / kPassThrough). verify=strict, which must be
 // ready for changes no entry point sees, takes the snapshot and starts the
-// template when the baseline is defined. forward=all starts it before the
-// first change any thread records, or else from the first create's caller,
-// which has then recorded none (a program that creates no thread stays
-// single-threaded).
+// template when the baseline is defined. forward=all starts it at the first
+// create whose caller differs at most in what the template repairs (a program
+// that creates no thread stays single-threaded).
 //
 // The template is wanted only for what a thread the caller creates cannot
 // get right by itself (policy.h: kForwardedDims, or a namespace its caller

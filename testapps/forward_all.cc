@@ -3,15 +3,19 @@
 // pytests/test_forward_all.py, which runs every case without the library and under
 // PRISTINE_OPTIONS=forward=all (every create forwarded) and compares the two.
 //
-//   forward_all CASE [--unshare-fs]   prints one JSON object: what the case observed
+//   forward_all CASE [--unshare fs|net]   prints one JSON object: what the case observed
 //
-// --unshare-fs: every thread that creates threads for the case (main and the helpers)
-// first gives itself a private fs_struct (unshare(CLONE_FS)), which nothing in the cases
-// reads and which the library's default policy isolates by forwarding the create: the
-// same cases then exercise the forwarded path without forward=all.
+// --unshare fs: every thread that creates threads for the case (main and the helpers) first
+// gives itself a private fs_struct (unshare(CLONE_FS)), which nothing in the cases reads and
+// which the library's default policy isolates by forwarding the create: the same cases then
+// exercise the forwarded path without forward=all. --unshare net: a network namespace of its
+// own (unshare(CLONE_NEWNET)), which the library isolates on the caller (a "repaired"
+// create: the caller's own create, with the baseline's namespace re-entered by the new
+// thread).
 //
 // Cases (see Cases() below): creates, identity, exit_values, detach, join_errors, tls,
-// cancel, cancel_state, inherit_seen, inherit_unseen, fenv, default_attr, errors, threadless.
+// cancel, cancel_state, inherit_seen, inherit_unseen, inherit_affinity, fenv, default_attr,
+// errors, threadless.
 // Exit codes: 0 the JSON was printed, 2 bad usage, 3 this machine cannot run the case
 // (message on stderr), 1 a step the case relies on failed (message on stderr).
 //
@@ -70,10 +74,12 @@ std::string ErrName(int err) {
   return name != nullptr ? name : std::to_string(err);
 }
 
-bool g_unshare_fs = false;
+int g_unshare_flags = 0;
 
-void UnshareFsIfAsked() {
-  if (g_unshare_fs && unshare(CLONE_FS) != 0) Unsupported(std::string("unshare(CLONE_FS): ") + strerror(errno));
+void UnshareIfAsked() {
+  if (g_unshare_flags != 0 && unshare(g_unshare_flags) != 0) {
+    Unsupported(std::string("unshare: ") + strerror(errno));
+  }
 }
 
 // Runs `f` on a thread of its own, so that what it changes about its thread stays there.
@@ -81,7 +87,7 @@ void OnOwnThread(const std::function<void()>& f) {
   std::function<void()> copy = f;
   pthread_t t;
   Check(pthread_create(&t, nullptr, [](void* p) -> void* {
-          UnshareFsIfAsked();
+          UnshareIfAsked();
           (*static_cast<std::function<void()>*>(p))();
           return nullptr;
         }, &copy), "pthread_create (helper)");
@@ -498,6 +504,46 @@ void InheritUnseen(JsonWriter& w) {
   WriteInherited(w, r);
 }
 
+// inherit_affinity: a thread has its creator's CPU set from its first instruction: read by
+// the creator as soon as pthread_create returns (for a library that inherits the CPU set).
+
+void InheritAffinity(JsonWriter& w) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus < 2) Unsupported("one CPU: no CPU set differs from another");
+  static int matching = 0, total = 0;
+  static long last_cpu = cpus - 1;
+  OnOwnThread([] {
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    CPU_SET(last_cpu, &mine);
+    if (sched_setaffinity(0, sizeof mine, &mine) != 0) Die("sched_setaffinity");
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 1 << 20);
+    for (int i = 0; i < 20; ++i) {
+      sem_t go;
+      sem_init(&go, 0, 0);
+      pthread_t t;
+      Check(pthread_create(&t, i % 2 ? &attr : nullptr, [](void* p) -> void* {
+              while (sem_wait(static_cast<sem_t*>(p)) != 0) {
+              }
+              return nullptr;
+            }, &go), "pthread_create");
+      cpu_set_t theirs;
+      Check(pthread_getaffinity_np(t, sizeof theirs, &theirs), "pthread_getaffinity_np");
+      matching += CPU_EQUAL(&theirs, &mine) ? 1 : 0;
+      ++total;
+      sem_post(&go);
+      Check(pthread_join(t, nullptr), "pthread_join");
+    }
+    pthread_attr_destroy(&attr);
+  });
+  w.key("creates");
+  w.value(total);
+  w.key("creator_cpu_set_at_return");
+  w.value(matching);
+}
+
 // ---------------------------------------------------------------------------------------------
 // fenv: the floating-point environment (rounding mode, raised exception flags) is inherited
 // from the creating thread (POSIX, pthread_create).
@@ -657,6 +703,7 @@ const std::map<std::string, void (*)(JsonWriter&)>& Cases() {
       {"cancel_state", CancelState},
       {"inherit_seen", InheritSeen},
       {"inherit_unseen", InheritUnseen},
+      {"inherit_affinity", InheritAffinity},
       {"fenv", Fenv},
       {"default_attr", DefaultAttr},
       {"errors", Errors},
@@ -668,14 +715,17 @@ const std::map<std::string, void (*)(JsonWriter&)>& Cases() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  g_unshare_fs = argc == 3 && strcmp(argv[2], "--unshare-fs") == 0;
-  if (argc < 2 || argc > 3 || (argc == 3 && !g_unshare_fs) || Cases().count(argv[1]) == 0) {
-    fprintf(stderr, "usage: forward_all CASE [--unshare-fs]\ncases:");
+  if (argc == 4 && strcmp(argv[2], "--unshare") == 0) {
+    if (strcmp(argv[3], "fs") == 0) g_unshare_flags = CLONE_FS;
+    if (strcmp(argv[3], "net") == 0) g_unshare_flags = CLONE_NEWNET;
+  }
+  if ((argc != 2 && g_unshare_flags == 0) || Cases().count(argv[1]) == 0) {
+    fprintf(stderr, "usage: forward_all CASE [--unshare fs|net]\ncases:");
     for (const auto& c : Cases()) fprintf(stderr, " %s", c.first.c_str());
     fprintf(stderr, "\n");
     return 2;
   }
-  UnshareFsIfAsked();
+  UnshareIfAsked();
   JsonWriter w;
   w.begin_object();
   Cases().at(argv[1])(w);
