@@ -9,7 +9,6 @@
 
 #include <atomic>
 #include <cstring>
-#include <initializer_list>
 
 #include "absl/base/attributes.h"
 #include "futex.h"
@@ -54,6 +53,23 @@ ABSL_CONST_INIT Baseline g_baseline;
 ABSL_CONST_INIT std::atomic<uint64_t> g_sigmask{0};
 // Outside the lock: read by every change (BeforeChange).
 ABSL_CONST_INIT std::atomic<uint32_t> g_unenterable{0};
+
+// Outside the lock: the re-entry descriptors and which of them can be
+// entered, read by every repaired create (with several creators at once, a
+// lock there would serialise them). A sequence lock: odd while the snapshot
+// is replaced (under the baseline's lock); readers retry. Descriptors of an
+// earlier baseline stay open while other threads run (InstallSnapshot), so a
+// reader that raced a replacement and retried never used a closed one.
+ABSL_CONST_INIT std::atomic<uint32_t> g_reentry_seq{0};
+ABSL_CONST_INIT std::atomic<int> g_reentry_fd[kDimCount] = {};
+ABSL_CONST_INIT std::atomic<uint32_t> g_enterable{0};
+
+void PublishReentry(const Snapshot& s) {
+  g_reentry_seq.fetch_add(1, std::memory_order_acq_rel);
+  for (int i = 0; i < kDimCount; ++i) g_reentry_fd[i].store(s.ns_fd[i], std::memory_order_relaxed);
+  g_enterable.store(s.taken ? s.enterable : 0, std::memory_order_relaxed);
+  g_reentry_seq.fetch_add(1, std::memory_order_release);
+}
 
 static_assert(kDimCount == 18, "Snapshot::ns_fd lists one -1 per dimension");
 
@@ -132,6 +148,7 @@ void ReadSnapshot(Snapshot* fresh) {
 void InstallSnapshot(const Snapshot& fresh) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_baseline.mu) {
   if (!g_baseline.others_may_run) CloseDescriptors(&g_baseline.snap);
   g_baseline.snap = fresh;
+  PublishReentry(fresh);
   g_unenterable.store((kRepairableDims - DimSet(fresh.enterable)).bits(),
                       std::memory_order_release);
 }
@@ -152,12 +169,8 @@ void BaselineDefine(OtherThreads others, int tid) {
   } else {
     g_baseline.snap.taken = false;
     g_unenterable.store(0, std::memory_order_release);
+    PublishReentry(g_baseline.snap);
   }
-}
-
-bool BaselineSnapshotTaken() {
-  FutexLock lock(&g_baseline.mu);
-  return g_baseline.snap.taken;
 }
 
 void BaselineCaptureSnapshot() {
@@ -186,6 +199,9 @@ void BaselineForgetAfterFork() {
   FutexLock lock(&g_baseline.mu);
   g_baseline.template_tid = 0;
   g_baseline.others_may_run = false;
+  // A writer the fork interrupted left the sequence odd: even it.
+  uint32_t seq = g_reentry_seq.load(std::memory_order_relaxed);
+  if (seq & 1) g_reentry_seq.store(seq + 1, std::memory_order_relaxed);
   // The descriptors are the child's copies; the next snapshot replaces them.
 }
 
@@ -224,9 +240,9 @@ DimSet BaselineDifferences(DimSet dims) {
     if (!(self_ns_ok & bit) || !(g_baseline.snap.ns_ok & bit) || g_baseline.snap.ns_id[i] != self_ns[i]) diff |= d;
   }
   int live = g_baseline.template_tid != 0 ? g_baseline.template_tid : g_baseline.defining_tid;
-  for (Dim d : {Dim::kFs, Dim::kFiles}) {
-    if (dims.has(d) && SharesWith(live, d) != 1) diff |= d;
-  }
+  ForEachDim(dims & kSharedDims, [&](Dim d) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (SharesWith(live, d) != 1) diff |= d;
+  });
   if (dims.has(Dim::kAffinity) &&
       (!self_affinity_ok || !g_baseline.snap.affinity_ok || !CPU_EQUAL(&self_affinity, &g_baseline.snap.affinity))) {
     diff |= Dim::kAffinity;
@@ -250,12 +266,16 @@ DimSet BaselineDifferences(DimSet dims) {
 }
 
 bool BaselineReentryDescriptors(DimSet dims, int fds[kDimCount]) {
-  FutexLock lock(&g_baseline.mu);
-  if (!g_baseline.snap.taken || (DimSet(g_baseline.snap.enterable) & dims) != dims) return false;
-  for (int i = 0; i < kDimCount; ++i) {
-    if (dims.has(static_cast<Dim>(i))) fds[i] = g_baseline.snap.ns_fd[i];
+  for (;;) {
+    uint32_t seq = g_reentry_seq.load(std::memory_order_acquire);
+    if (seq & 1) continue;  // being replaced
+    bool ok = (DimSet(g_enterable.load(std::memory_order_relaxed)) & dims) == dims;
+    for (int i = 0; ok && i < kDimCount; ++i) {
+      if (dims.has(static_cast<Dim>(i))) fds[i] = g_reentry_fd[i].load(std::memory_order_relaxed);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (g_reentry_seq.load(std::memory_order_relaxed) == seq) return ok;
   }
-  return true;
 }
 
 bool BaselineAffinity(cpu_set_t* out) {

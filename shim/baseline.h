@@ -48,9 +48,6 @@ enum class OtherThreads : uint8_t { kNone, kMayRun };
 // finds the baseline without one. Under the lifecycle lock.
 void BaselineDefine(OtherThreads others, int tid);
 
-// Whether the snapshot has been read since the baseline was last defined.
-bool BaselineSnapshotTaken();
-
 // Reads the snapshot from the calling thread, which must be in the baseline
 // state for every dimension (lifecycle.h, "The first change"); opens the
 // library's /proc descriptor (proc_fd.h) and the re-entry descriptors. Under

@@ -219,7 +219,7 @@ void CaptureInherited(ChildSetup* s, const pthread_attr_t* attr, DimSet taint,
   }
   // What the new thread carries that differs from the baseline: the
   // inherited dimensions, to be verified on its first create.
-  s->taint.pending = (taint - isolated).bits();
+  s->taint.pending = DimsToReapply(taint, options).bits();
 }
 
 // A create request, run on the template thread.
@@ -316,13 +316,18 @@ void HintMainThreadOnce(DimSet taint) {
 
 // The namespaces of `dims` (kRepairableDims) a thread created by the calling
 // thread can re-enter: the library holds descriptors for them and the caller
-// holds CAP_SYS_ADMIN, which setns needs and the new thread inherits.
+// holds CAP_SYS_ADMIN, which setns needs and the new thread inherits. A
+// thread that entered such a namespace held it then; it is asked of the
+// kernel again only if the thread's record or a process-wide change says its
+// privileges may have changed since (a drop the library did not see shows as
+// a failed re-entry, which the new thread logs and records).
 DimSet RepairableByCaller(DimSet dims) {
   int fds[kDimCount];
-  if (dims.empty() || !BaselineReentryDescriptors(dims, fds) ||
-      !HoldsCapability(CAP_SYS_ADMIN)) {
-    return DimSet();
-  }
+  if (dims.empty() || !BaselineReentryDescriptors(dims, fds)) return DimSet();
+  bool privileges_unchanged =
+      !ThreadRecordedDims().intersects(DimSet(Dim::kCaps) | Dim::kCreds) &&
+      !ProcessWideSecurityChanged();
+  if (!privileges_unchanged && !HoldsCapability(CAP_SYS_ADMIN)) return DimSet();
   return dims;
 }
 

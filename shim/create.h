@@ -19,15 +19,20 @@ int CreateC11Thread(thrd_t* thread, thrd_start_t start, void* arg);
 
 // For libc calls that make glibc create threads internally, through its own
 // pthread_create, which no interposer sees (timer_create and mq_notify with
-// SIGEV_THREAD, getaddrinfo_a, POSIX aio): runs `call(ctx)` on the template
-// when a create by the calling thread would be forwarded, so the helper
-// threads glibc starts there get the baseline state; on the calling thread
-// otherwise. errno is carried back. `uses_fds`: the call names file
-// descriptors, which mean something else on the template when the caller has
-// a private fd table (then it runs on the caller, and the site is reported).
-// `call` runs on the template: it must only call functions already resolved
-// by the caller (REAL(...) evaluated before this call) and never block.
-// Any thread but the template.
+// SIGEV_THREAD, getaddrinfo_a, POSIX aio), so that those threads, which run
+// the program's callbacks, get the baseline state and never more privileges
+// than the caller: runs `call(ctx)`
+//  - on the caller switched to the baseline for the call (its namespaces and
+//    CPU set, every signal blocked) when a create by the caller would be
+//    repaired: glibc's threads then start from the caller, with its
+//    privileges;
+//  - on the template when a create would be forwarded, unless the template is
+//    more privileged than the caller or `uses_fds` and the caller has a
+//    private fd table (descriptors mean something else there);
+//  - on the caller otherwise (the site is reported).
+// errno is carried back. `call` may run on the template: it must only call
+// functions already resolved by the caller (REAL(...) evaluated before this
+// call) and never block. Any thread but the template.
 long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds);
 
 }  // namespace pristine

@@ -30,6 +30,7 @@ namespace pristine {
 namespace lifecycle_internal {
 ABSL_CONST_INIT std::atomic<uint32_t> g_state{kUninitialised};
 ABSL_CONST_INIT std::atomic<bool> g_forward_all{false};
+ABSL_CONST_INIT std::atomic<bool> g_no_fast_path{false};
 ABSL_CONST_INIT FutexMutex g_lifecycle_mu;
 }  // namespace lifecycle_internal
 
@@ -192,6 +193,9 @@ void Initialise() {
   }
   g_forward_all.store(options.forward_all && options.mode == Mode::kEnforce,
                       std::memory_order_relaxed);
+  g_no_fast_path.store(g_forward_all.load(std::memory_order_relaxed) ||
+                           options.verify == Verify::kStrict,
+                       std::memory_order_relaxed);
   pthread_atfork(nullptr, nullptr, AfterForkInChild);
   if (options.baseline == BaselineMode::kFirstThread) {
     // The first create takes the slow path (CreatePassesStraightThrough is

@@ -94,7 +94,10 @@ enum State : uint32_t {
   kTemplateRunning,
 };
 extern std::atomic<uint32_t> g_state;
-extern std::atomic<bool> g_forward_all;  // forward=all: no create is straight
+extern std::atomic<bool> g_forward_all;  // forward=all: every create is forwarded
+// forward=all or verify=strict: no create is straight (strict reads the kernel
+// on every create: a change made behind the library's back leaves no record).
+extern std::atomic<bool> g_no_fast_path;
 // Serialises the state's transitions. The first in the library's lock order:
 // the baseline's and the spare pool's locks are taken under it.
 extern FutexMutex g_lifecycle_mu;
@@ -111,7 +114,7 @@ inline bool CreatePassesStraightThrough() {
   using namespace lifecycle_internal;
   uint32_t state = g_state.load(std::memory_order_acquire);
   return state == kPassThrough || (state >= kBaselineDefined && ThreadLooksUntainted() &&
-                                   !g_forward_all.load(std::memory_order_relaxed));
+                                   !g_no_fast_path.load(std::memory_order_relaxed));
 }
 
 // Initialises the library if nothing did yet. Any thread but the template;

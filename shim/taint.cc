@@ -105,6 +105,10 @@ bool ThreadRecordedChanges() { return (t_taint.pending | t_taint.known) != 0; }
 
 DimSet ThreadRecordedDims() { return DimSet(t_taint.pending | t_taint.known); }
 
+bool ProcessWideSecurityChanged() {
+  return g_security_epoch.load(std::memory_order_relaxed) != 0;
+}
+
 ThreadTaint InheritedTaint() {
   ThreadTaint child;
   child.pending = (DimSet(t_taint.pending | t_taint.known) - kUnverifiable).bits();

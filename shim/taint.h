@@ -96,6 +96,10 @@ bool ThreadRecordedChanges();
 // its own record (pending or known), regardless of epochs.
 DimSet ThreadRecordedDims();
 
+// Whether glibc's set*id functions changed every thread's privileges since
+// the library loaded (or the process forked).
+bool ProcessWideSecurityChanged();
+
 // The record a thread created directly (not forwarded) by the calling thread
 // should start with: it inherits the caller's state, so whatever the caller
 // had is pending on the child too.
