@@ -187,10 +187,12 @@ def test_invalid_attribute_under_forward_all():
     assert shimmed["create_error"] == "EINVAL" and shimmed["child"] is None, describe(shimmed)
 
 
+# nproc only: a pids.max set to pids.current counts the spares that exist at that moment, and a
+# create handed to one needs no new task (README, Limits), so the cgroup method's answer
+# depends on whether the spares were made yet.
 @pytest.mark.parametrize("api", ["pthread", "std_thread", "thrd"])
-@pytest.mark.parametrize("method", ["cgroup", "nproc"])
-def test_task_limit_under_forward_all(api, method):
-    args = ["--api", api, "--exhaust-threads", "--exhaust-method", method]
+def test_task_limit_under_forward_all(api):
+    args = ["--api", api, "--exhaust-threads", "--exhaust-method", "nproc"]
     plain = run_probe(args)
     want = "thrd_error" if api == "thrd" else "EAGAIN"
     assert plain["create_error"] == want, describe(plain)
