@@ -7,6 +7,7 @@ means the child has the baseline's value; not forwarded means it has the caller'
 """
 
 import json
+import re
 
 import pytest
 
@@ -189,3 +190,34 @@ def test_log_stderr(run_probe):
 def test_no_site_lines_without_log(run_probe, options):
     r = run_probe(["--taint", "net", "--child-creates", "3"], shim=True, options=options)
     assert site_lines(r["_stderr"]) == [], describe(r)
+
+
+# --- help=1 and the table ---------------------------------------------------------------------------
+
+HELP_LINE = re.compile(r"^  ([a-z_]+)=(\S+) \(default: ([^)]*)\) (.+)$")
+
+
+def help_table(stderr):
+    """{key: (values, default, meaning)} from the help=1 text."""
+    return {m.group(1): m.groups()[1:] for m in map(HELP_LINE.match, stderr.splitlines()) if m}
+
+
+def test_help_prints_every_key_then_the_program_runs(run_probe):
+    r = run_probe(["--taint", "net"], shim=True, options="help=1")
+    table = help_table(r["_stderr"])
+    for key in ("mode", "verify", "baseline", "forward", "report", "report_empty", "log",
+                "verbosity", "help", "net", "affinity", "sigmask", "caps"):
+        assert key in table, describe(r)
+    assert table["mode"][:2] == ("enforce|audit|off", "enforce"), table["mode"]
+    assert table["verbosity"][:2] == ("0|1|2", "1"), table["verbosity"]
+    assert table["sigmask"][:2] == ("isolate|inherit", "inherit"), table["sigmask"]
+    assert table["caps"][:2] == ("inherit", "inherit"), table["caps"]
+    assert_forwarded(r)  # and then the program ran normally, under the defaults
+
+
+def test_bad_token_control_bytes_are_escaped(run_probe):
+    r = run_probe(["--taint", "net"], shim=True, options="mode=\x1b[31mred\x07:log=stderr")
+    [line] = option_lines(r["_stderr"])
+    assert "\x1b" not in line and "\x07" not in line, repr(line)
+    assert "mode=\\x1b[31mred\\x07" in line, repr(line)
+    assert_forwarded(r)

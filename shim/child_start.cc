@@ -11,6 +11,7 @@
 #include <new>
 
 #include "absl/base/attributes.h"
+#include "annotate.h"
 #include "interpose.h"
 #include "lazy_region.h"
 #include "log.h"
@@ -156,6 +157,8 @@ void FreeChildSetup(ChildSetup* s) {
 void* ChildStart(void* p) {
   kNewThreadRole.Enter();
   ChildSetup* s = static_cast<ChildSetup*>(p);
+  // A forwarded thread's creator published its writes (annotate.h).
+  if (s->forwarded) ReceiveFromCreator(s);
   DimSet failed = Reenter(*s);
   if (s->forwarded) TakeCallersValues(*s);
   ThreadTaint taint = s->taint;

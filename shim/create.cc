@@ -29,6 +29,7 @@
 #include <cstring>
 
 #include "absl/base/attributes.h"
+#include "annotate.h"
 #include "attr.h"
 #include "baseline.h"
 #include "child_start.h"
@@ -74,15 +75,21 @@ int C11Error(int result) {
   }
 }
 
-// glibc's create, retried once per spare given back at EAGAIN: a spare holds
-// a slot under the thread limits that would be free without the library.
-int RealCreateRetrying(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
-                       void* arg) {
+// A create (`attempt()`, returning pthread_create's result), retried once per
+// spare given back at EAGAIN: a spare holds a slot under the thread limits
+// that would be free without the library, so the program gets glibc's answer.
+template <typename Attempt>
+int RetryingAtThreadLimit(Attempt attempt) {
   int rc;
   do {
-    rc = REAL(pthread_create)(thread, attr, start, arg);
+    rc = attempt();
   } while (rc == EAGAIN && RetireOneSpare());
   return rc;
+}
+
+int RealCreateRetrying(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                       void* arg) {
+  return RetryingAtThreadLimit([&] { return REAL(pthread_create)(thread, attr, start, arg); });
 }
 
 // The caller creates the thread itself, with `attr`. When it is not clean,
@@ -93,11 +100,9 @@ int CreateOnCaller(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
                    int (*c11_start)(void*), void* arg, ChildSetup* setup, DimSet made_clean) {
   if (setup == nullptr && !ThreadRecordedChanges()) {
     if (c11_start == nullptr) return RealCreateRetrying(thread, attr, start, arg);
-    int rc;
-    do {
-      rc = C11Error(REAL(thrd_create)(reinterpret_cast<thrd_t*>(thread), c11_start, arg));
-    } while (rc == EAGAIN && RetireOneSpare());
-    return rc;
+    return RetryingAtThreadLimit([&] {
+      return C11Error(REAL(thrd_create)(reinterpret_cast<thrd_t*>(thread), c11_start, arg));
+    });
   }
   if (setup == nullptr) setup = NewChildSetup(start, c11_start, arg);
   if (setup == nullptr) return EAGAIN;
@@ -178,7 +183,7 @@ void CaptureInherited(ChildSetup* s, const pthread_attr_t* attr, DimSet taint,
   bool forward_all = lifecycle_internal::g_forward_all.load(std::memory_order_relaxed);
   CaptureFpEnv(&s->fpenv);
   s->set_sigmask = !AttrHasSigmask(attr);
-  s->sigmask = isolated.has(Dim::kSigmask) ? BaselineSigmask() : ReadSigmask();
+  if (s->set_sigmask) s->sigmask = IntendedSigmask(attr, taint, options);
   // The template's threads are named after it, so the name is always set;
   // it is the caller's own only if verified different from the baseline's.
   s->set_name = true;
@@ -264,6 +269,9 @@ bool CreateForwarded(pthread_t* thread, const pthread_attr_t* attr, ChildSetup* 
                      DimSet taint, int* rc) {
   const Options& options = CurrentOptions();
   CaptureInherited(setup, attr, taint, options);
+  // The program's writes so far happen before the new thread's routine, for
+  // race detectors that cannot see the hand-off (annotate.h).
+  PublishToNewThread(setup);
   DimSet open_ns = taint.has(Dim::kFiles) ? (taint & kNamespaceDims) - options.isolated : DimSet();
   // Default attributes: a spare made ahead of time fits, if one is ready,
   // and if the defaults are still those it was made with.
@@ -282,16 +290,22 @@ bool CreateForwarded(pthread_t* thread, const pthread_attr_t* attr, ChildSetup* 
   req.base.run = RunCreate;
   req.attr = attr;
   req.setup = setup;
-  req.caller_tid = RawGettid();
+  req.caller_tid = open_ns.empty() ? 0 : RawGettid();
   req.open_ns = open_ns;
-  do {
-    if (!RunOnTemplate(&req.base)) return false;
-  } while (req.result == EAGAIN && RetireOneSpare());
+  bool served = true;
+  RetryingAtThreadLimit([&] {
+    served = RunOnTemplate(&req.base);
+    return served ? req.result : 0;
+  });
+  if (!served) return false;
   if (req.result != 0) {
     FreeChildSetup(setup);
   } else {
     *thread = req.thread;
-    if (spare_fits) RefillSparesLater();  // after this create, not before it
+    if (spare_fits) {  // after this create, not before it
+      HandoffRequest* refill = WantMoreSpares();
+      if (refill != nullptr && !PostToTemplate(refill)) CancelSpareRefill();
+    }
   }
   *rc = req.result;
   return true;
@@ -310,17 +324,13 @@ void HintMainThreadOnce(DimSet taint) {
   });
   line << "); the new thread got the baseline state. If the program sets up the whole "
           "process in main before starting threads, run it with "
-          "PRISTINE_OPTIONS=baseline=first-thread";
+       << (StartedByWrapper() ? "pristine-run --baseline first-thread"
+                              : "PRISTINE_OPTIONS=baseline=first-thread");
   Log(line.Finish());
 }
 
-// The namespaces of `dims` (kRepairableDims) a thread created by the calling
-// thread can re-enter: the library holds descriptors for them and the caller
-// holds CAP_SYS_ADMIN, which setns needs and the new thread inherits. A
-// thread that entered such a namespace held it then; it is asked of the
-// kernel again only if the thread's record or a process-wide change says its
-// privileges may have changed since (a drop the library did not see shows as
-// a failed re-entry, which the new thread logs and records).
+}  // namespace
+
 DimSet RepairableByCaller(DimSet dims) {
   int fds[kDimCount];
   if (dims.empty() || !BaselineReentryDescriptors(dims, fds)) return DimSet();
@@ -330,6 +340,8 @@ DimSet RepairableByCaller(DimSet dims) {
   if (!privileges_unchanged && !HoldsCapability(CAP_SYS_ADMIN)) return DimSet();
   return dims;
 }
+
+namespace {
 
 // Whether a thread the template creates with `attr` would get a scheduling
 // policy its caller could not give it: glibc applies the attributes' explicit
@@ -399,130 +411,13 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
   return CreateDirect(thread, attr, start, c11_start, arg);
 }
 
-// A libc call run on the template (RunWithCleanThreads).
-struct CallRequest {
-  HandoffRequest base;
-  long (*call)(void*);
-  void* ctx;
-  long result;
-  int error;
-};
-
-// Runs on the template thread (see template_thread.h for the rules).
-void RunCall(HandoffRequest* req) {
-  CallRequest* c = reinterpret_cast<CallRequest*>(req);
-  errno = 0;
-  c->result = c->call(c->ctx);
-  c->error = errno;
-}
-
-// For a caller that differs only in what a thread can repair on itself: the
-// caller itself switches to the baseline's namespaces and CPU set for the
-// call, with every signal blocked (no handler of the program runs in the
-// baseline's state), and back after. Threads glibc starts meanwhile inherit
-// the baseline, and the caller's privileges: never more than the caller's.
-// Returns false, without calling, if the caller cannot switch.
-bool RunSwitchedToBaseline(long (*call)(void*), void* ctx, const Route& route, long* result) {
-  int proc = ProcFd();
-  int baseline_fd[kDimCount];
-  int own_fd[kDimCount];
-  for (int& fd : own_fd) fd = -1;
-  cpu_set_t baseline_affinity, own_affinity;
-  bool affinity = route.carry.has(Dim::kAffinity);
-  if ((affinity && (!BaselineAffinity(&baseline_affinity) || !ReadAffinity(0, &own_affinity))) ||
-      (!route.repair.empty() && (proc < 0 || !BaselineReentryDescriptors(route.repair, baseline_fd)))) {
-    return false;
-  }
-  bool ok = true;
-  ForEachDim(route.repair, [&](Dim d) {
-    char path[48] = "thread-self/";
-    strncat(path, NamespaceLeaf(d), sizeof path - strlen(path) - 1);
-    long fd = RawSyscall(SYS_openat, proc, path, O_RDONLY | O_CLOEXEC);
-    // Out of the low numbers: the program's own calls made meanwhile (the
-    // call itself is one) must not find a descriptor of ours under a number
-    // it just closed.
-    own_fd[static_cast<int>(d)] = fd >= 0 ? MoveToHighFd(static_cast<int>(fd)) : -1;
-    ok = ok && fd >= 0;
-  });
-  uint64_t all = ~0ull, saved_mask = 0;
-  if (ok) RawSyscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &saved_mask, sizeof all);
-  DimSet entered;
-  ForEachDim(route.repair, [&](Dim d) {
-    if (ok && RawSyscall(SYS_setns, baseline_fd[static_cast<int>(d)], NamespaceCloneFlag(d)) == 0) {
-      entered |= d;
-    } else {
-      ok = false;
-    }
-  });
-  bool moved = ok && affinity &&
-               RawSyscall(SYS_sched_setaffinity, 0, sizeof baseline_affinity, &baseline_affinity) == 0;
-  ok = ok && (!affinity || moved);
-  if (ok) *result = call(ctx);
-  int saved_errno = errno;
-  // Back to the caller's own state, whatever happened.
-  if (moved) RawSyscall(SYS_sched_setaffinity, 0, sizeof own_affinity, &own_affinity);
-  ForEachDim(entered, [&](Dim d) {
-    RawSyscall(SYS_setns, own_fd[static_cast<int>(d)], NamespaceCloneFlag(d));
-  });
-  if (!route.repair.empty() || affinity) {
-    RawSyscall(SYS_rt_sigprocmask, SIG_SETMASK, &saved_mask, nullptr, sizeof saved_mask);
-  }
-  for (int fd : own_fd) {
-    if (fd >= 0) RawSyscall(SYS_close, fd);
-  }
-  errno = saved_errno;
-  return ok;
-}
-
-// Whether a thread created on the template would have privileges the caller
-// lacks: then the template must not start glibc's threads for it, which run
-// the program's callbacks (never escalate).
-bool TemplateMorePrivileged() {
-  SecurityState caller, base;
-  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return true;
-  return !SecurityDifferences(caller, base).empty() ||
-         RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits();
-}
-
 }  // namespace
-
-long RunWithCleanThreads(long (*call)(void* ctx), void* ctx, bool uses_fds) {
-  if (CreatePassesStraightThrough() || !PrepareForCreate()) return call(ctx);
-  const Options& options = CurrentOptions();
-  DimSet taint = CurrentTaint(options.verify == Verify::kStrict);
-  Route route = Decide(taint, options, RepairableByCaller(taint & options.isolated & kRepairableDims),
-                       lifecycle_internal::g_forward_all.load(std::memory_order_relaxed));
-  long result = 0;
-  if (route.decision == Decision::kRepaired && RunSwitchedToBaseline(call, ctx, route, &result)) {
-    ReportTaintedCreate(taint, Decision::kRepaired, true);
-    return result;
-  }
-  if (route.decision == Decision::kRepaired) route.decision = Decision::kForward;
-  // Descriptors of a private fd table mean something else on the template,
-  // and the template's privileges must not exceed the caller's.
-  if (route.decision == Decision::kForward &&
-      ((uses_fds && taint.has(Dim::kFiles)) || TemplateMorePrivileged())) {
-    route.decision = Decision::kRestricted;
-  }
-  if (route.decision == Decision::kForward) {
-    CallRequest req{};
-    req.base.run = RunCall;
-    req.call = call;
-    req.ctx = ctx;
-    // Counted before glibc's threads can exist (see CreateSlow).
-    int report = ReportTaintedCreate(taint, route.decision, true);
-    if (RunOnTemplate(&req.base)) {
-      errno = req.error;
-      return req.result;
-    }
-    ReportForwardFellThrough(report, taint);
-  }
-  if (!taint.empty()) ReportTaintedCreate(taint, route.decision, false);
-  return call(ctx);
-}
 
 int CreateThread(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
                  void* arg) {
+  // The library's own thread coming back from an interposer ahead of it
+  // (interpose.h): glibc's create, not counted as the program's.
+  if (InLibraryCreate()) return REAL(pthread_create)(thread, attr, start, arg);
   ReportCountCreate();
   if (CreatePassesStraightThrough()) return REAL(pthread_create)(thread, attr, start, arg);
   return CreateSlow(thread, attr, start, nullptr, arg);

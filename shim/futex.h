@@ -14,6 +14,7 @@
 #include <ctime>
 
 #include "absl/base/thread_annotations.h"
+#include "annotate.h"
 #include "raw_syscall.h"
 #include "thread_role.h"
 
@@ -51,23 +52,30 @@ class ABSL_LOCKABLE FutexMutex {
   // Never in a signal-safe entry point: the interrupted thread may hold it.
   void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() PRISTINE_EXCLUDES_ROLE(kSignalSafeRole) {
     PRISTINE_CHECK_NOT_ROLE(Bits(Role::kSignalSafe));
+    SyncWord(&state_, sizeof state_);  // for race detectors (annotate.h)
     uint32_t c = 0;
-    if (state_.compare_exchange_strong(c, 1, std::memory_order_acquire)) return;
-    if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
-    while (c != 0) {
-      FutexWait(&state_, 2);
-      c = state_.exchange(2, std::memory_order_acquire);
+    if (!state_.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
+      if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
+      while (c != 0) {
+        FutexWait(&state_, 2);
+        c = state_.exchange(2, std::memory_order_acquire);
+      }
     }
+    HappensAfter(this);  // for race detectors (annotate.h)
   }
 
   // Takes the lock if it is free; never waits (for paths that may run in a
   // signal handler that interrupted a holder).
   bool TryLock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) {
+    SyncWord(&state_, sizeof state_);  // for race detectors (annotate.h)
     uint32_t c = 0;
-    return state_.compare_exchange_strong(c, 1, std::memory_order_acquire);
+    if (!state_.compare_exchange_strong(c, 1, std::memory_order_acquire)) return false;
+    HappensAfter(this);
+    return true;
   }
 
   void Unlock() ABSL_UNLOCK_FUNCTION() {
+    HappensBefore(this);
     if (state_.exchange(0, std::memory_order_release) == 2) FutexWakeOne(&state_);
   }
 

@@ -1,15 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "handoff.h"
 
+#include "annotate.h"
+
 namespace pristine {
 
 void HandoffQueue::Push(HandoffRequest* req) {
   // A request may be pushed again once completed (a retried create): it is
   // pending again from here, published by the CAS below.
+  // For race detectors (annotate.h): the words below synchronise, and the
+  // request's contents are published with it.
+  SyncWord(&req->done, sizeof req->done);
+  SyncWord(&head_, sizeof head_);
+  SyncWord(&consumer_, sizeof consumer_);
   req->done.store(0, std::memory_order_relaxed);
   HandoffRequest* old = head_.load(std::memory_order_relaxed);
   do {
     req->next = old;
+    HappensBefore(this);
   } while (!head_.compare_exchange_weak(old, req, std::memory_order_seq_cst,
                                         std::memory_order_relaxed));
   // Pairs with TakeAll: either the consumer's re-check of head_ sees this
@@ -23,6 +31,9 @@ void HandoffQueue::Await(HandoffRequest* req) {
   while (req->done.load(std::memory_order_acquire) == 0) {
     FutexWait(&req->done, 0);
   }
+  HappensAfter(req);
+  // The request may live on the caller's stack, which the program reuses.
+  SyncWordDone(&req->done, sizeof req->done);
 }
 
 HandoffRequest* HandoffQueue::TakeAll(const struct timespec* timeout) {
@@ -38,6 +49,7 @@ HandoffRequest* HandoffQueue::TakeAll(const struct timespec* timeout) {
       list = head_.exchange(nullptr, std::memory_order_acquire);
       if (list == nullptr) return nullptr;
     }
+    HappensAfter(this);
     // The stack is newest first; reverse it so callers are served in order.
     HandoffRequest* fifo = nullptr;
     while (list != nullptr) {
@@ -52,6 +64,7 @@ HandoffRequest* HandoffQueue::TakeAll(const struct timespec* timeout) {
 
 void HandoffQueue::Complete(HandoffRequest* req) {
   FutexWord* word = &req->done;
+  HappensBefore(req);
   word->store(1, std::memory_order_release);
   FutexWakeOne(word);
 }

@@ -169,6 +169,65 @@ inline F RealFunction(std::atomic<void*>* slot, const char* name) {
 // LIBC(name): a function of PRISTINE_LIBC_FUNCTIONS, looked up on first use.
 #define LIBC(name) REAL(name)
 
+// Threads the library makes itself (the template, spares), and runtimes that
+// interpose pthread_create ahead of it.
+//
+// A ThreadSanitizer or AddressSanitizer runtime linked into the program, or
+// preloaded before the library, interposes pthread_create ahead of it: the
+// program's call reaches the runtime, which registers the new thread, wraps
+// the start routine in its own trampoline and calls the next pthread_create,
+// the library's. Such a runtime must know every thread that calls into it
+// (TSan's malloc crashes on a thread it never saw), so the library makes its
+// own threads through the first pthread_create in lookup order; the runtime's
+// call back into the library's pthread_create is then sent straight to
+// glibc's by a per-thread guard (InLibraryCreate). A forwarded thread is made
+// with glibc's create (REAL): its start routine is already the runtime's
+// trampoline, which registers it. A spare cannot run such a trampoline (it
+// starts on a thread the runtime registered already, or never saw), so there
+// are no spares while an interposer is ahead (spares.cc).
+//
+// With the library first (a runtime loaded after it, e.g. gcc's libtsan as a
+// dependency of the program), REAL is the runtime's: every thread goes
+// through it, and the hand-off's ordering is published to it (annotate.h).
+
+// Looks up the first pthread_create and pthread_join in lookup order and the
+// ThreadSanitizer annotation functions. On an ordinary thread, before the
+// library makes its first thread (StartTemplate). Idempotent.
+void ResolveThreadMaking();
+
+// Whether another pthread_create comes before the library's in lookup order.
+// False until ResolveThreadMaking ran.
+bool InterposerAhead();
+
+// pthread_create through the first pthread_create in lookup order, for the
+// library's own threads (the template, spares). Any thread.
+int CreateLibraryThread(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                        void* arg);
+
+// pthread_join through the first pthread_join in lookup order, for threads
+// made by CreateLibraryThread. Any thread.
+int JoinLibraryThread(pthread_t thread, void** result);
+
+namespace interpose_internal {
+extern __thread bool t_library_create __attribute__((tls_model("initial-exec")));
+}  // namespace interpose_internal
+
+// Whether the calling thread is inside CreateLibraryThread: a pthread_create
+// that reaches the library now comes from the interposer ahead of it and goes
+// straight to glibc's. A load of a thread-local.
+inline bool InLibraryCreate() { return interpose_internal::t_library_create; }
+
+// ThreadSanitizer's __tsan_acquire / __tsan_release, when a TSan runtime is
+// loaded and every thread the library makes goes through it (the library is
+// ahead of it); null otherwise. Resolved by ResolveThreadMaking.
+using TsanSyncFn = void (*)(void* addr);
+TsanSyncFn TsanAcquire();
+TsanSyncFn TsanRelease();
+
+// Whether a ThreadSanitizer runtime is loaded (it needs a large static TLS on
+// every thread's stack). False until ResolveThreadMaking ran.
+bool TsanLoaded();
+
 }  // namespace pristine
 
 #endif  // PRISTINE_SHIM_INTERPOSE_H_

@@ -26,7 +26,7 @@ struct StreamIdentity {
 StreamIdentity g_streams[3];
 
 OutputDir g_log_dir;
-std::atomic<bool> g_log_failed{false};  // said once; lines go to stderr since
+ABSL_CONST_INIT std::atomic<bool> g_log_failed{false};  // said once; lines go to stderr since
 
 bool StartsWith(const char* s, const char* prefix) {
   return strncmp(s, prefix, strlen(prefix)) == 0;

@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "baseline.h"
+#include "options.h"
+#include "taint.h"
 #include "template_thread.h"
 #include "raw_syscall.h"
 #include "state.h"
@@ -38,12 +40,82 @@ void DropEverything() {
 
 }  // namespace
 
+namespace {
+
+// What the kernel tells about the calling thread's privileges in three cheap
+// system calls: the three capability sets, no_new_privs, the seccomp mode.
+struct Fingerprint {
+  uint64_t eff = 0, prm = 0, inh = 0;
+  long nnp = -1, seccomp = -1;
+  uint64_t changes = 0;  // PrivilegeChangeCount() when read
+  bool operator==(const Fingerprint& o) const {
+    return eff == o.eff && prm == o.prm && inh == o.inh && nnp == o.nnp &&
+           seccomp == o.seccomp && changes == o.changes;
+  }
+};
+
+bool ReadFingerprint(Fingerprint* f) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {};
+  if (RawSyscall(SYS_capget, &header, data) != 0) return false;
+  f->eff = data[0].effective | static_cast<uint64_t>(data[1].effective) << 32;
+  f->prm = data[0].permitted | static_cast<uint64_t>(data[1].permitted) << 32;
+  f->inh = data[0].inheritable | static_cast<uint64_t>(data[1].inheritable) << 32;
+  f->nnp = RawSyscall(SYS_prctl, PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
+  f->seccomp = RawSyscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0);
+  f->changes = PrivilegeChangeCount();
+  return f->nnp >= 0 && f->seccomp >= 0;
+}
+
+// The calling thread's whole privilege state, as last read from its /proc
+// status (and its securebits), and the fingerprint it had then.
+struct CallerPrivileges {
+  bool valid = false;
+  Fingerprint fingerprint;
+  SecurityState state;
+  long securebits = -1;
+};
+__thread CallerPrivileges t_caller __attribute__((tls_model("initial-exec")));
+
+// The calling thread's real current privileges, for a forwarded create: the
+// fingerprint is read from the kernel every time, whatever verify= says, so a
+// capability drop, no_new_privs or a seccomp filter made without libc is
+// seen; the whole status (bounding and ambient sets, ids, groups) and the
+// securebits are read again when the fingerprint changed or the thread
+// recorded any privilege change since. (A bounding-set, ambient, id or
+// securebits change made with an inline system call and nothing else is seen
+// with verify=strict, which reads them at every create.)
+bool ReadCallerPrivileges(SecurityState* out, long* securebits) {
+  Fingerprint now;
+  if (!ReadFingerprint(&now)) return false;
+  bool strict = CurrentOptions().verify == Verify::kStrict;
+  if (strict || !t_caller.valid || !(now == t_caller.fingerprint)) {
+    t_caller.securebits = RawSyscall(SYS_prctl, PR_GET_SECUREBITS, 0, 0, 0, 0);
+    t_caller.valid = t_caller.securebits >= 0 &&
+                     ReadSecurity(Whose::kCallingThread, &t_caller.state);
+    t_caller.fingerprint = now;
+    if (!t_caller.valid) return false;
+  }
+  *out = t_caller.state;
+  *securebits = t_caller.securebits;
+  // The fingerprint is the kernel's word now, whatever the status said then.
+  out->cap_eff = now.eff;
+  out->cap_prm = now.prm;
+  out->cap_inh = now.inh;
+  out->no_new_privs = static_cast<int>(now.nnp);
+  out->seccomp_mode = static_cast<int>(now.seccomp);
+  return true;
+}
+
+}  // namespace
+
 bool PlanPrivileges(PrivilegePlan* plan) {
   SecurityState caller, base;
-  if (!ReadSecurity(Whose::kCallingThread, &caller) || !TemplateSecurity(&base)) return false;
+  long securebits;
+  if (!ReadCallerPrivileges(&caller, &securebits) || !TemplateSecurity(&base)) return false;
   // A seccomp filter cannot be put on another thread.
   if (caller.seccomp_mode != 0) return false;
-  if (RawSyscall(SYS_prctl, PR_GET_SECUREBITS) != TemplateSecurebits()) return false;
+  if (securebits != TemplateSecurebits()) return false;
   if (SecurityDifferences(caller, base).empty()) return true;  // nothing to bring down
   plan->apply = true;
   plan->cap_eff = caller.cap_eff & base.cap_eff;

@@ -28,11 +28,11 @@ void OpenProcFdInBaseline();
 // different file now). One fstat. Any thread, signal handlers included.
 int ProcFd();
 
-// Moves `fd` (a descriptor the library opened) to a number at or above
-// kHighFd when the descriptor limit allows, close-on-exec, so that it does
-// not take the low numbers a program may expect to get (a daemon that closes
-// 0-2 and reopens them). Returns the descriptor to keep (`fd` itself if it
-// could not be moved). Any thread.
+// Moves `fd` (a descriptor the library opened) to a number at or above 512
+// when the descriptor limit allows, close-on-exec, so that it does not take
+// the low numbers a program may expect to get (a daemon that closes 0-2 and
+// reopens them). Returns the descriptor to keep (`fd` itself if it could not
+// be moved). Any thread.
 int MoveToHighFd(int fd);
 
 }  // namespace pristine

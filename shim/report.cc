@@ -9,6 +9,7 @@
 // libunwind (sites.h); every create adds to an atomic counter; each tainted
 // create and each state change the entry points see captures its stack
 // (~0.1 us) and takes the table lock briefly; a new site writes the report.
+#include "absl/base/attributes.h"
 #include "report.h"
 
 #include <dlfcn.h>
@@ -39,8 +40,8 @@
 
 namespace pristine {
 namespace report_internal {
-std::atomic<bool> g_counting{false};
-std::atomic<uint64_t> g_created{0};
+ABSL_CONST_INIT std::atomic<bool> g_counting{false};
+ABSL_CONST_INIT std::atomic<uint64_t> g_created{0};
 }  // namespace report_internal
 
 using report_internal::g_counting;
@@ -50,18 +51,18 @@ namespace {
 
 constexpr int kSchemaVersion = 2;
 
-std::atomic<uint64_t> g_forwarded{0};
-std::atomic<uint64_t> g_tainted{0};
-std::atomic<uint64_t> g_per_dim[kDimCount];
-std::atomic<uint64_t> g_per_decision[kDecisionCount];
+ABSL_CONST_INIT std::atomic<uint64_t> g_forwarded{0};
+ABSL_CONST_INIT std::atomic<uint64_t> g_tainted{0};
+ABSL_CONST_INIT std::atomic<uint64_t> g_per_dim[kDimCount] = {};
+ABSL_CONST_INIT std::atomic<uint64_t> g_per_decision[kDecisionCount] = {};
 
 // New sites so far, and up to which one the files are written. A thread
 // that may write compares them.
-std::atomic<uint64_t> g_generation{0};
-std::atomic<uint64_t> g_written{0};
+ABSL_CONST_INIT std::atomic<uint64_t> g_generation{0};
+ABSL_CONST_INIT std::atomic<uint64_t> g_written{0};
 FutexMutex g_writer;  // one writer at a time; taken with TryLock only
 
-std::atomic<bool> g_report_failed_said{false};
+ABSL_CONST_INIT std::atomic<bool> g_report_failed_said{false};
 
 // The process's argv, as the dynamic loader passes it to constructors.
 ABSL_CONST_INIT int g_argc = 0;
@@ -93,7 +94,7 @@ struct State {
   } scratch;
 };
 
-std::atomic<State*> g_state{nullptr};
+ABSL_CONST_INIT std::atomic<State*> g_state{nullptr};
 
 // Why a tainted create was not forwarded (static strings: the site table
 // keeps the pointers).

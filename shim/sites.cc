@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "absl/base/attributes.h"
 #include "sites.h"
 
 #include <dlfcn.h>
@@ -13,6 +14,7 @@
 #include "dlsym.h"
 #include "futex.h"
 #include "interpose.h"
+#include "lazy_region.h"
 #include "raw_syscall.h"
 
 namespace pristine {
@@ -31,12 +33,12 @@ using BacktraceFn = int (*)(void** buffer, int size);
 
 // Written once by StackCaptureInit on the loading thread before the program
 // runs; read by any thread.
-std::atomic<BacktraceFn> g_unwinder{nullptr};
-std::atomic<bool> g_is_libunwind{false};
+ABSL_CONST_INIT std::atomic<BacktraceFn> g_unwinder{nullptr};
+ABSL_CONST_INIT std::atomic<bool> g_is_libunwind{false};
 
 // The shim's own executable segment: frames in it are skipped.
-std::atomic<uintptr_t> g_self_lo{0};
-std::atomic<uintptr_t> g_self_hi{0};
+ABSL_CONST_INIT std::atomic<uintptr_t> g_self_lo{0};
+ABSL_CONST_INIT std::atomic<uintptr_t> g_self_hi{0};
 
 int FindSelf(struct dl_phdr_info* info, size_t, void* data) {
   uintptr_t me = reinterpret_cast<uintptr_t>(data);
@@ -84,9 +86,9 @@ struct Tables {
   OriginSet sets[kMaxOriginSets] ABSL_GUARDED_BY(mu);
 };
 
-std::atomic<Tables*> g_tables{nullptr};
-std::atomic<uint64_t> g_sites_dropped{0};
-std::atomic<uint64_t> g_changes_dropped{0};
+ABSL_CONST_INIT LazyRegion<Tables> g_tables;
+ABSL_CONST_INIT std::atomic<uint64_t> g_sites_dropped{0};
+ABSL_CONST_INIT std::atomic<uint64_t> g_changes_dropped{0};
 
 // FNV-1a, 64-bit.
 struct Hasher {
@@ -157,22 +159,18 @@ const char* UnwinderName() {
   return g_is_libunwind.load(std::memory_order_relaxed) ? "libunwind" : "backtrace";
 }
 
-void TablesInit() {
-  if (g_tables.load(std::memory_order_acquire) != nullptr) return;
-  long p = RawSyscall6(SYS_mmap, 0, sizeof(Tables), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p < 0 && p > -4096) return;  // sites are then counted as dropped
-  g_tables.store(new (reinterpret_cast<void*>(p)) Tables, std::memory_order_release);
-}
+// Mapped at load when a report or log asks for sites (a failed mapping: sites
+// are then counted as dropped).
+void TablesInit() { g_tables.Get(/*create=*/true); }
 
-bool TablesReady() { return g_tables.load(std::memory_order_acquire) != nullptr; }
+bool TablesReady() { return g_tables.Get(/*create=*/false) != nullptr; }
 
 int RecordSite(const SiteStack& stack, const SiteInfo& info, bool* is_new) {
   *is_new = false;
   Hasher hasher;
   MixStack(&hasher, stack);
   hasher.Mix(static_cast<uint64_t>(info.decision));
-  Tables* t = g_tables.load(std::memory_order_acquire);
+  Tables* t = g_tables.Get(/*create=*/false);
   if (t == nullptr) {
     g_sites_dropped.fetch_add(1, std::memory_order_relaxed);
     return -1;
@@ -220,21 +218,21 @@ int RecordSite(const SiteStack& stack, const SiteInfo& info, bool* is_new) {
 }
 
 void CompleteSite(int index, const SiteThread& thread) {
-  Tables* t = g_tables.load(std::memory_order_acquire);
+  Tables* t = g_tables.Get(/*create=*/false);
   if (t == nullptr || index < 0) return;
   FutexLock lock(&t->mu);
   if (index < t->nsites) t->sites[index].thread = thread;
 }
 
 void UnrecordSite(int index) {
-  Tables* t = g_tables.load(std::memory_order_acquire);
+  Tables* t = g_tables.Get(/*create=*/false);
   if (t == nullptr || index < 0) return;
   FutexLock lock(&t->mu);
   if (index < t->nsites && t->sites[index].count > 0) --t->sites[index].count;
 }
 
 uint32_t RecordChange(const SiteStack& stack, DimSet dims, uint32_t origin_set) {
-  Tables* t = g_tables.load(std::memory_order_acquire);
+  Tables* t = g_tables.Get(/*create=*/false);
   if (t == nullptr || dims.empty()) return origin_set;
   Hasher ch;
   MixStack(&ch, stack);
@@ -307,7 +305,7 @@ uint32_t RecordChange(const SiteStack& stack, DimSet dims, uint32_t origin_set) 
 }
 
 int SnapshotSites(Site* sites, Change* changes, int* nchanges) {
-  Tables* t = g_tables.load(std::memory_order_acquire);
+  Tables* t = g_tables.Get(/*create=*/false);
   if (nchanges != nullptr) *nchanges = 0;
   if (t == nullptr) return 0;
   FutexLock lock(&t->mu);
@@ -320,7 +318,7 @@ int SnapshotSites(Site* sites, Change* changes, int* nchanges) {
 }
 
 void MarkSitesLogged(int n) {
-  Tables* t = g_tables.load(std::memory_order_acquire);
+  Tables* t = g_tables.Get(/*create=*/false);
   if (t == nullptr) return;
   FutexLock lock(&t->mu);
   for (int i = 0; i < n && i < t->nsites; ++i) t->sites[i].logged = true;
@@ -332,7 +330,7 @@ uint64_t ChangesDropped() { return g_changes_dropped.load(std::memory_order_rela
 void ResetSitesAfterFork() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   g_sites_dropped.store(0, std::memory_order_relaxed);
   g_changes_dropped.store(0, std::memory_order_relaxed);
-  Tables* t = g_tables.load(std::memory_order_acquire);
+  Tables* t = g_tables.Get(/*create=*/false);
   if (t == nullptr) return;
   t->mu.ResetAfterFork();
   // Changes and origin sets stay: the forking thread's taint record (and so

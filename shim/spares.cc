@@ -7,13 +7,13 @@
 #include <cstdint>
 
 #include "absl/base/attributes.h"
+#include "annotate.h"
 #include "futex.h"
 #include "lifecycle.h"
 #include "interpose.h"
 #include "log.h"
 #include "raw_syscall.h"
 #include "state.h"
-#include "template_thread.h"
 #include "thread_role.h"
 
 namespace pristine {
@@ -41,11 +41,10 @@ constexpr uint32_t kReady = 0, kSleeping = 1, kHanded = 2, kRetire = 3;
 struct Spare {
   pthread_t thread = 0;  // written by its creator before the slot is published
   FutexWord state{kReady};
-  std::atomic<int> tid{0};  // written by the spare when it starts
+  std::atomic<int> tid{0};  // written by the spare when it is retired
   void* (*start)(void*) = nullptr;
   void* arg = nullptr;
   uint32_t generation = 0;  // of the baseline it was created in
-  bool batch = false;       // born SCHED_BATCH (see WaitAsBatch)
   Spare* next = nullptr;    // in g_ready
 };
 static_assert(kMaxSpares <= 32, "g_free_slots has a bit per slot");
@@ -80,11 +79,13 @@ void* SpareMain(void* slot);
 // Creates one spare if the pool is below its target. Called on the template,
 // or on a spare that was just handed work and still runs none of the
 // program's code: either is in the baseline state of `generation`, which the
-// new spare inherits (all signals blocked included), and is SCHED_BATCH if
-// `batch`. Returns false if the pool is full, that baseline is gone, or the
-// create failed.
-bool CreateSpare(uint32_t generation, bool batch) {
+// new spare inherits (all signals blocked included). Returns false if the
+// pool is full, that baseline is gone, or the create failed.
+bool CreateSpare(uint32_t generation) {
   PRISTINE_CHECK_ROLE(Role::kTemplate | Role::kSpare);
+  // A spare would run the trampoline of an interposer ahead of the library
+  // (a sanitizer's) on a thread that did not start with it (interpose.h).
+  if (InterposerAhead()) return false;
   Spare* s;
   {
     FutexLock lock(&g_spare_pool_mu);
@@ -96,12 +97,12 @@ bool CreateSpare(uint32_t generation, bool batch) {
     g_free_slots &= g_free_slots - 1;
     ++g_starting;
   }
+  SyncWord(&s->state, sizeof s->state);  // for race detectors (annotate.h)
   s->state.store(kReady, std::memory_order_relaxed);
   s->generation = generation;
-  s->batch = batch;
   pthread_t t;
   // pthread_create publishes the slot's contents to the new thread.
-  int rc = REAL(pthread_create)(&t, nullptr, SpareMain, s);
+  int rc = CreateLibraryThread(&t, nullptr, SpareMain, s);
   FutexLock lock(&g_spare_pool_mu);
   --g_starting;
   if (rc != 0) {
@@ -115,24 +116,13 @@ bool CreateSpare(uint32_t generation, bool batch) {
   return true;
 }
 
-// Whether spares wait as SCHED_BATCH. The kernel never lets a SCHED_BATCH
-// thread preempt the thread that wakes it: a spare that slept would otherwise
-// often run at once on the caller's CPU, and the caller of pthread_create
-// would wait for the new thread to create its replacement. A spare is born
-// SCHED_BATCH (its creator is, while it creates) and returns to SCHED_OTHER,
-// one system call, before the program's code: only when the baseline's
-// policy is SCHED_OTHER, to which any thread may return from SCHED_BATCH.
-// Runs on the template, whose policy is the baseline's (template_thread.cc).
-bool WaitAsBatch() { return RawSyscall(SYS_sched_getscheduler, 0) == SCHED_OTHER; }
-
-bool SetPolicy(int policy) {
-  struct sched_param param = {};
-  return RawSyscall(SYS_sched_setscheduler, 0, policy, &param) == 0;
-}
-
 // Waits until the spare is handed work or retired; returns which.
 uint32_t AwaitWork(Spare* self) {
   uint32_t s = kReady;
+  // A new spare first lets its CPU go once: a creator that runs then (on one
+  // CPU, the one that joins the previous spare's thread) hands it work before
+  // it sleeps, which saves the wake and the sleep.
+  if (self->state.load(std::memory_order_acquire) == kReady) RawSyscall(SYS_sched_yield);
   // Handed work before it first ran, this spare never sleeps. Otherwise it
   // says it sleeps, so that the hand-off knows to wake it.
   if (self->state.compare_exchange_strong(s, kSleeping, std::memory_order_acq_rel)) {
@@ -140,6 +130,7 @@ uint32_t AwaitWork(Spare* self) {
       FutexWait(&self->state, kSleeping);
     }
   }
+  HappensAfter(self);  // the hand-off or retirement (annotate.h)
   return s;
 }
 
@@ -148,25 +139,22 @@ uint32_t AwaitWork(Spare* self) {
 void* SpareMain(void* slot) {
   kSpareRole.Enter();
   Spare* self = static_cast<Spare*>(slot);
-  self->tid.store(RawGettid(), std::memory_order_relaxed);
-  // Retired: the retiring thread frees the slot once it has joined us.
+  // Retired: the retiring thread frees the slot once it has joined us, and
+  // waits until the kernel has let this thread go (by its tid).
   if (AwaitWork(self) == kRetire) {
+    self->tid.store(RawGettid(), std::memory_order_relaxed);
     kSpareRole.Leave();
     return nullptr;
   }
   void* (*start)(void*) = self->start;
   void* arg = self->arg;
   uint32_t generation = self->generation;
-  bool batch = self->batch;
   FreeSlot(self);
   // The replacement comes from here, not from the template: this thread is
   // running anyway and is still in the baseline state, so a steady stream of
   // forwarded creates costs one clone each, like plain creates, and never
   // wakes the template. Two when the pool is short, to catch up.
-  if (CreateSpare(generation, batch)) CreateSpare(generation, batch);
-  if (batch && !SetPolicy(SCHED_OTHER)) {
-    Log("pristine: a forwarded thread could not leave SCHED_BATCH, which it waited in\n");
-  }
+  if (CreateSpare(generation)) CreateSpare(generation);
   kSpareRole.Leave();
   return start(arg);
 }
@@ -185,20 +173,18 @@ void RunRefill(HandoffRequest*) PRISTINE_REQUIRES_ROLE(kTemplateRole) {
     FutexLock lock(&g_spare_pool_mu);
     generation = g_generation;
   }
-  bool batch = WaitAsBatch() && SetPolicy(SCHED_BATCH);
-  while (CreateSpare(generation, batch)) {
+  while (CreateSpare(generation)) {
   }
-  // Back to the baseline's policy for the threads it creates itself.
-  if (batch) SetPolicy(SCHED_OTHER);
 }
 
 // Makes a spare exit, joins it, frees its slot, and waits until the kernel
 // no longer counts it (a single-threaded change retried after a stop).
 void Retire(Spare* s) {
+  HappensBefore(s);
   if (s->state.exchange(kRetire, std::memory_order_acq_rel) == kSleeping) {
     FutexWakeOne(&s->state);
   }
-  LIBC(pthread_join)(s->thread, nullptr);
+  JoinLibraryThread(s->thread, nullptr);
   int tid = s->tid.load(std::memory_order_relaxed);
   FreeSlot(s);
   WaitUntilThreadReleased(tid);
@@ -227,13 +213,14 @@ bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread,
   *thread = s->thread;
   s->start = start;
   s->arg = arg;
+  HappensBefore(s);
   if (s->state.exchange(kHanded, std::memory_order_acq_rel) == kSleeping) {
     FutexWakeOne(&s->state);
   }
   return true;
 }
 
-void RefillSparesLater() {
+HandoffRequest* WantMoreSpares() {
   {
     // Demand outran the pool: one more from now on (not for the first
     // forwarded create, which finds none because none was wanted).
@@ -241,10 +228,12 @@ void RefillSparesLater() {
     if (g_wanted && g_target < kMaxSpares) ++g_target;
     g_wanted = true;
   }
-  if (g_refill_queued.exchange(true, std::memory_order_acq_rel)) return;
+  if (g_refill_queued.exchange(true, std::memory_order_acq_rel)) return nullptr;
   g_refill_request.run = RunRefill;
-  if (!PostToTemplate(&g_refill_request)) g_refill_queued.store(false, std::memory_order_release);
+  return &g_refill_request;
 }
+
+void CancelSpareRefill() { g_refill_queued.store(false, std::memory_order_release); }
 
 bool RetireOneSpare() {
   Spare* s = Pop();

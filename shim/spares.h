@@ -11,13 +11,13 @@
 //
 // A spare is an ordinary joinable thread with the default stack; handing it
 // a start routine is indistinguishable, to the program, from creating it then
-// (pthread_t, join, detach, return value, pthread_exit), but for one window:
-// until its first instructions run it is SCHED_BATCH (spares.cc).
+// (pthread_t, join, detach, return value, pthread_exit).
 #ifndef PRISTINE_SHIM_SPARES_H_
 #define PRISTINE_SHIM_SPARES_H_
 
 #include <pthread.h>
 
+#include "handoff.h"
 #include "thread_role.h"
 
 namespace pristine {
@@ -33,10 +33,13 @@ bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread,
                  const cpu_set_t* affinity = nullptr) PRISTINE_EXCLUDES_ROLE(kTemplateRole);
 
 // After HandToSpare found none and the template created the thread instead:
-// raises the number of spares kept by one (not at the first forwarded create)
-// and asks the template to create them, in the background. Any thread but
-// the template.
-void RefillSparesLater() PRISTINE_EXCLUDES_ROLE(kTemplateRole);
+// raises the number of spares kept by one (not at the first forwarded
+// create). Returns the request that makes the template create them, in the
+// background, for the caller to post (PostToTemplate: this module knows the
+// template only through its requests), or null if one is queued already;
+// CancelSpareRefill if it could not be posted. Any thread but the template.
+HandoffRequest* WantMoreSpares() PRISTINE_EXCLUDES_ROLE(kTemplateRole);
+void CancelSpareRefill();
 
 // Makes one spare exit and waits for it, and keeps one fewer from now on;
 // false if there was none. For a create that failed with EAGAIN: a spare

@@ -51,23 +51,6 @@ void ThreadProcPath(int tid, const char* leaf, char* out, size_t cap) {
   ThreadProcPath(0, tid, leaf, out, cap);
 }
 
-}  // namespace
-
-const char* NamespaceLeaf(Dim ns) {
-  switch (ns) {
-    case Dim::kNet: return "ns/net";
-    case Dim::kUts: return "ns/uts";
-    case Dim::kIpc: return "ns/ipc";
-    case Dim::kMnt: return "ns/mnt";
-    case Dim::kCgroup: return "ns/cgroup";
-    case Dim::kPid: return "ns/pid_for_children";
-    case Dim::kTime: return "ns/time_for_children";
-    default: return nullptr;
-  }
-}
-
-namespace {
-
 // Reads a small /proc file (a path relative to /proc) into buf
 // (NUL-terminated); returns its length or -1.
 long ReadSmallFile(const char* path, char* buf, size_t cap) {
@@ -127,18 +110,6 @@ uint64_t HashLine(const char* p) {
 
 }  // namespace
 
-int NamespaceCloneFlag(Dim ns) {
-  switch (ns) {
-    case Dim::kNet: return CLONE_NEWNET;
-    case Dim::kUts: return CLONE_NEWUTS;
-    case Dim::kIpc: return CLONE_NEWIPC;
-    case Dim::kMnt: return CLONE_NEWNS;
-    case Dim::kCgroup: return CLONE_NEWCGROUP;
-    case Dim::kPid: return CLONE_NEWPID;
-    case Dim::kTime: return 0x00000080;  // CLONE_NEWTIME, absent from older headers
-    default: return 0;
-  }
-}
 
 bool ReadNamespaceId(int tid, Dim ns, uint64_t* id) {
   const char* leaf = NamespaceLeaf(ns);

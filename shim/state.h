@@ -22,10 +22,6 @@ namespace pristine {
 // Read through the library's /proc descriptor (proc_fd.h).
 bool ReadNamespaceId(int tid, Dim ns, uint64_t* id);
 
-// The leaf under /proc/<thread>/ of a namespace dimension ("ns/net", ...,
-// "ns/pid_for_children"); null for other dimensions.
-const char* NamespaceLeaf(Dim ns);
-
 // --- Any thread of any process -------------------------------------------------
 // The readers below name a thread as (pid, tid) and read <pid>/task/<tid>/
 // through the same /proc descriptor; pid 0 means the calling process, and tid
@@ -42,9 +38,6 @@ long ReadThreadLink(int pid, int tid, const char* leaf, char* out, unsigned long
 // their fs_struct (Dim::kFs) or fd table (Dim::kFiles), via kcmp(2): 1 shared,
 // 0 private, -1 unknown (no kcmp, no permission).
 int KcmpThreads(int tid_a, int tid_b, Dim fs_or_files);
-
-// The CLONE_NEW* flag of a namespace dimension (CLONE_NEWPID for kPid, ...).
-int NamespaceCloneFlag(Dim ns);
 
 // Whether the calling thread shares its fs_struct (Dim::kFs) or fd table
 // (Dim::kFiles) with thread `other_tid`, via kcmp(2). Returns 1 shared,

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "absl/base/attributes.h"
 #include "symbolize.h"
 
 #include <dlfcn.h>
@@ -84,9 +85,9 @@ struct LoadContext {
 
 // --- The executable's symbol table, through a descriptor opened at load ------
 
-std::atomic<int> g_exe_fd{-1};
-uint64_t g_exe_dev = 0;  // identity at load, checked before each use
-uint64_t g_exe_ino = 0;
+ABSL_CONST_INIT std::atomic<int> g_exe_fd{-1};
+ABSL_CONST_INIT uint64_t g_exe_dev = 0;  // identity at load, checked before each use
+ABSL_CONST_INIT uint64_t g_exe_ino = 0;
 
 // pread of exactly `n` bytes at `off`; false on a short or failed read.
 bool ReadAt(int fd, void* buf, size_t n, uint64_t off) {

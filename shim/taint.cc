@@ -36,7 +36,13 @@ constexpr DimSet kUnverifiable = DimSet(Dim::kLandlock);
 
 }  // namespace
 
+namespace {
+// Privilege changes the calling thread recorded (PrivilegeChangeCount).
+__thread uint32_t t_privilege_changes __attribute__((tls_model("initial-exec"))) = 0;
+}  // namespace
+
 void NoteSelfChange(DimSet dims) {
+  if (dims.intersects(kSecurityDims)) ++t_privilege_changes;
   t_taint.pending |= (dims - kUnverifiable).bits();
   t_taint.known |= (dims & kUnverifiable).bits();
   taint_internal::SelfChangeHook hook =
@@ -104,6 +110,11 @@ DimSet CurrentTaint(bool strict) {
 bool ThreadRecordedChanges() { return (t_taint.pending | t_taint.known) != 0; }
 
 DimSet ThreadRecordedDims() { return DimSet(t_taint.pending | t_taint.known); }
+
+uint64_t PrivilegeChangeCount() {
+  return static_cast<uint64_t>(g_security_epoch.load(std::memory_order_relaxed)) << 32 |
+         t_privilege_changes;
+}
 
 bool ProcessWideSecurityChanged() {
   return g_security_epoch.load(std::memory_order_relaxed) != 0;

@@ -96,6 +96,11 @@ bool ThreadRecordedChanges();
 // its own record (pending or known), regardless of epochs.
 DimSet ThreadRecordedDims();
 
+// A number that changes whenever the calling thread records a change of its
+// privileges or restrictions, or glibc changes every thread's: equal numbers
+// mean no such change went through libc (or a libc handle) in between.
+uint64_t PrivilegeChangeCount();
+
 // Whether glibc's set*id functions changed every thread's privileges since
 // the library loaded (or the process forked).
 bool ProcessWideSecurityChanged();

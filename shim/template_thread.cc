@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -15,6 +16,7 @@
 
 #include "absl/base/attributes.h"
 
+#include "annotate.h"
 #include "baseline.h"
 #include "interpose.h"
 #include "raw_syscall.h"
@@ -149,18 +151,35 @@ bool RepairSelf() PRISTINE_REQUIRES_ROLE(kTemplateRole) {
   return true;
 }
 
+// Sets up the template's state in the allocator before anyone can wait on it.
+// glibc's pthread_create, which the template calls, allocates the new
+// thread's TLS vector through whatever malloc comes first in lookup order,
+// and an allocator takes global locks when it first sees a thread (jemalloc
+// picks an arena, and with background threads enabled takes the
+// background_thread_lock that it holds itself while it creates its first
+// background thread). Only the thread starting the template waits now, and
+// it is making a change of its own state, not allocating. Later allocations
+// here use the template's thread cache and arena. Runs on the template.
+void SetUpAllocator() {
+  void* volatile block = malloc(64);  // bound at load (-z now): no loader entry
+  free(block);
+}
+
 // The template's body. Runs on the template thread: only raw system calls,
 // the queue, and request run functions (which follow the same rules).
 void* TemplateMain(void*) {
   ScopedRole role(kTemplateRole);
   RawSyscall(SYS_prctl, PR_SET_NAME, kTemplateName);
   if (!RepairSelf()) {
+    HappensBefore(&g_started);
     g_started.store(kFailed, std::memory_order_release);
     FutexWakeAll(&g_started);
     return nullptr;
   }
+  SetUpAllocator();
   g_securebits.store(RawSyscall(SYS_prctl, PR_GET_SECUREBITS), std::memory_order_relaxed);
   ReadOwnSecurity();
+  HappensBefore(&g_started);
   g_started.store(static_cast<uint32_t>(RawGettid()), std::memory_order_release);
   FutexWakeAll(&g_started);
   g_stop_requested = false;
@@ -188,6 +207,7 @@ void* TemplateMain(void*) {
 bool StartTemplate(const TemplateRepairs& repairs) {
   // Everything the template calls is resolved before it exists.
   if (REAL(pthread_create) == nullptr || LIBC(pthread_join) == nullptr) return false;
+  ResolveThreadMaking();
   BaselineSched(&g_start_sched);
   if (!ReadSched(0, &g_thread_sched)) g_thread_sched = g_start_sched;
   g_repairs = repairs;
@@ -196,17 +216,21 @@ bool StartTemplate(const TemplateRepairs& repairs) {
   // process-wide setuid still reaches it.)
   sigset_t all;
   memset(&all, 0xff, sizeof all);
+  SyncWord(&g_started, sizeof g_started);  // for race detectors (annotate.h)
   g_started.store(kStarting, std::memory_order_relaxed);
   int rc = EINVAL;
   // A small stack first; a process with a large static TLS, which lives on
   // every thread's stack, does not fit in it: then larger ones.
+  // (ThreadSanitizer's is about 900 KiB, and its runtime warns about a stack
+  // it cannot fit in: start above it.)
   for (size_t usable : {size_t{64} << 10, size_t{1} << 20, size_t{8} << 20}) {
+    if (TsanLoaded() && usable < (size_t{1} << 20)) continue;
     if (!MapStack(usable, &g_stack)) return false;
     pthread_attr_t attr;
     LIBC(pthread_attr_init)(&attr);
     LIBC(pthread_attr_setstack)(&attr, static_cast<char*>(g_stack.base) + kGuard, usable);
     LIBC(pthread_attr_setsigmask_np)(&attr, &all);
-    rc = REAL(pthread_create)(&g_thread, &attr, TemplateMain, nullptr);
+    rc = CreateLibraryThread(&g_thread, &attr, TemplateMain, nullptr);
     LIBC(pthread_attr_destroy)(&attr);
     if (rc == 0) break;
     UnmapStack(&g_stack);
@@ -218,8 +242,9 @@ bool StartTemplate(const TemplateRepairs& repairs) {
   while ((tid = g_started.load(std::memory_order_acquire)) == kStarting) {
     FutexWait(&g_started, kStarting);
   }
+  HappensAfter(&g_started);
   if (tid == kFailed) {
-    LIBC(pthread_join)(g_thread, nullptr);
+    JoinLibraryThread(g_thread, nullptr);
     UnmapStack(&g_stack);
     return false;
   }
@@ -288,7 +313,7 @@ void StopTemplate() {
   stop.run = RunStop;
   g_queue.Push(&stop);
   HandoffQueue::Await(&stop);
-  LIBC(pthread_join)(g_thread, nullptr);
+  JoinLibraryThread(g_thread, nullptr);
   UnmapStack(&g_stack);  // glibc forgot it at the join: a caller-supplied stack
   WaitUntilThreadReleased(static_cast<int>(g_started.load(std::memory_order_relaxed)));
   RetireAllSpares();

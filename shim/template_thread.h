@@ -8,6 +8,13 @@
 // PLT binding of a not-yet-bound function, C++ thread_local destructors) and
 // never wait on anything a caller may hold: a caller may be inside a
 // constructor run by dlopen, holding the loader's lock, and waits for us.
+// The one foreign call, glibc's pthread_create, allocates through the
+// program's malloc: the template sets up its allocator state before anyone
+// but its starter waits on it (template_thread.cc, SetUpAllocator; README,
+// "No wait on a thread that can block on a lock the caller holds"). Under an
+// interposer of pthread_create ahead of the library (a sanitizer runtime),
+// that runtime's trampoline runs on the template before its body
+// (interpose.h).
 #ifndef PRISTINE_SHIM_TEMPLATE_THREAD_H_
 #define PRISTINE_SHIM_TEMPLATE_THREAD_H_
 

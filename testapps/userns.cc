@@ -79,15 +79,20 @@ StepResult DoSetns(int fd, int nstype) {
 }
 
 // Runs `fn` on a new thread (plain pthread_create) and joins it; returns its result string, or
-// "" after storing the create error in *err.
+// "" after storing the create error in *err. Returns once the kernel has let the thread go:
+// pthread_join returns when the thread's tid is cleared, a moment before Linux stops counting it,
+// and a single-threaded change (setns into a user namespace) made right after would see it (with
+// or without the library).
 std::string OnThread(const std::function<std::string()>& fn, std::string* err) {
   struct Ctx {
     const std::function<std::string()>* fn;
     std::string out;
-  } ctx{&fn, ""};
+    pid_t tid;
+  } ctx{&fn, "", 0};
   pthread_t th;
   int r = pthread_create(&th, nullptr, [](void* p) -> void* {
     auto* c = static_cast<Ctx*>(p);
+    c->tid = t3::Gettid();
     c->out = (*c->fn)();
     return nullptr;
   }, &ctx);
@@ -96,6 +101,7 @@ std::string OnThread(const std::function<std::string()>& fn, std::string* err) {
     return "";
   }
   pthread_join(th, nullptr);
+  while (syscall(SYS_tgkill, getpid(), ctx.tid, 0) == 0) sched_yield();
   return ctx.out;
 }
 

@@ -1,12 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-// PRISTINE_OPTIONS parsing (shim/options.h ParseOptions): every key and value, and bad tokens:
-// exactly one line each, naming the variable, the token and what is accepted; the defaults stay.
+// PRISTINE_OPTIONS (shim/options.h): the table of options.inc, the parser (every key and value;
+// bad tokens: exactly one line each, naming the variable, the token with control bytes escaped
+// and what is accepted; the defaults stay), secure execution, the help=1 text, and
+// fuzz/options.dict against the table.
 
 #include "options.h"
 
+#include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
+
+#include "pristine_version.h"
 
 #include "gtest/gtest.h"
 
@@ -29,22 +37,48 @@ Parsed Parse(const char* text) {
   return p;
 }
 
+Parsed ParseSecure(const char* text) {
+  Parsed p;
+  p.errors = ParseOptions(text, &p.options, Collect, &p.lines, Execution::kSecure);
+  return p;
+}
+
 bool SameOptions(const Options& a, const Options& b) {
   return a.mode == b.mode && a.verify == b.verify && a.baseline == b.baseline &&
-         a.isolated == b.isolated && a.log == b.log &&
+         a.forward_all == b.forward_all && a.isolated == b.isolated && a.log == b.log &&
+         a.log_explicit == b.log_explicit && a.verbosity == b.verbosity &&
+         a.report_empty == b.report_empty && a.help == b.help &&
          std::strcmp(a.log_path, b.log_path) == 0 && std::strcmp(a.report_path, b.report_path) == 0;
+}
+
+std::vector<std::string> Words(const char* values) {
+  std::vector<std::string> out;
+  std::stringstream in(values);
+  for (std::string w; std::getline(in, w, '|');) out.push_back(w);
+  return out;
+}
+
+std::vector<std::string> HelpLines() {
+  std::vector<std::string> lines;
+  WriteOptionsHelp(Collect, &lines);
+  return lines;
 }
 
 const char* const kAllDims[] = {"net", "uts", "ipc", "mnt", "cgroup", "pid", "time", "fs", "files",
                                 "affinity", "sigmask", "sched", "name", "caps", "nnp", "seccomp",
                                 "landlock", "creds"};
 
-TEST(Options, DefaultsMatchTheProductTable) {
+TEST(Options, DefaultsMatchTheReadmeTable) {
   Options o;
   EXPECT_EQ(o.mode, Mode::kEnforce);
   EXPECT_EQ(o.verify, Verify::kFast);
   EXPECT_EQ(o.baseline, BaselineMode::kLoad);
+  EXPECT_FALSE(o.forward_all);
   EXPECT_EQ(o.log, LogDest::kStderr);
+  EXPECT_FALSE(o.log_explicit);
+  EXPECT_EQ(o.verbosity, 1);
+  EXPECT_FALSE(o.report_empty);
+  EXPECT_FALSE(o.help);
   EXPECT_STREQ(o.report_path, "");
   for (Dim d : {Dim::kNet, Dim::kUts, Dim::kIpc, Dim::kMnt, Dim::kCgroup, Dim::kPid, Dim::kTime,
                 Dim::kFs, Dim::kFiles, Dim::kAffinity}) {
@@ -184,6 +218,12 @@ TEST(Options, EachBadTokenGivesExactlyOneClearLine) {
       {"justaword", {"key=value"}},
       {"NET=isolate", {"net"}},
       {"mode=Audit", {"audit"}},
+      {"forward=some", {"auto", "all"}},
+      {"verbosity=3", {"0", "1", "2"}},
+      {"verbosity=-1", {"0", "1", "2"}},
+      {"verbosity=01", {"0", "1", "2"}},
+      {"report_empty=yes", {"0", "1"}},
+      {"help=2", {"0", "1"}},
   };
   for (const BadCase& c : cases) {
     Parsed p = Parse(c.token);
@@ -236,6 +276,219 @@ TEST(Options, HugeTokenIsCutNotOverflowed) {
   ASSERT_EQ(p.lines.size(), 1u);
   EXPECT_LT(p.lines[0].size(), 1024u);
   EXPECT_NE(p.lines[0].find("PRISTINE_OPTIONS"), std::string::npos);
+}
+
+// --- The table itself ------------------------------------------------------------------------
+
+TEST(OptionsTable, EveryRowIsWellFormed) {
+  std::set<std::string> keys;
+  ASSERT_GT(kOptionCount, 0);
+  for (int i = 0; i < kOptionCount; ++i) {
+    const OptionSpec& s = kOptionSpecs[i];
+    SCOPED_TRACE(s.key);
+    EXPECT_TRUE(keys.insert(s.key).second) << "duplicate key";
+    Dim d;
+    EXPECT_FALSE(DimFromName(s.key, static_cast<unsigned>(std::strlen(s.key)), &d))
+        << "a key that is also a dimension";
+    std::vector<std::string> values = Words(s.values);
+    ASSERT_FALSE(values.empty());
+    EXPECT_GT(std::strlen(s.help), 10u);
+    EXPECT_EQ(std::strchr(s.help, '\n'), nullptr);
+    if (s.default_index >= 0) {
+      EXPECT_LT(s.default_index, static_cast<int>(values.size()));
+    }
+    // Every honoured-in-secure value is an accepted named value, never a path.
+    if (s.secure[0] != '\0') {
+      for (const std::string& v : Words(s.secure)) {
+        EXPECT_NE(v, "PATH");
+        EXPECT_NE(std::find(values.begin(), values.end(), v), values.end()) << v;
+      }
+    }
+    // Each named value is accepted and sets something; a numeric key's values are 0, 1, ...
+    for (size_t j = 0; j < values.size(); ++j) {
+      if (values[j] == "PATH") continue;
+      Options o;
+      EXPECT_TRUE(s.set(&o, values[j].data(), values[j].size())) << values[j];
+      if (values[j][0] >= '0' && values[j][0] <= '9') {
+        EXPECT_EQ(values[j], std::to_string(j));
+      }
+    }
+    Options empty;
+    EXPECT_FALSE(s.set(&empty, "", 0)) << "an empty value is refused";
+  }
+  for (const char* k : {"mode", "verify", "baseline", "forward", "report", "report_empty", "log",
+                        "verbosity", "help"}) {
+    EXPECT_EQ(keys.count(k), 1u) << k;
+  }
+}
+
+TEST(OptionsTable, EnumValuesFollowTheirEnumerators) {
+  EXPECT_EQ(Parse("mode=enforce").options.mode, Mode::kEnforce);
+  EXPECT_EQ(Parse("mode=off").options.mode, Mode::kOff);
+  EXPECT_FALSE(Parse("forward=auto").options.forward_all);
+  EXPECT_TRUE(Parse("forward=all").options.forward_all);
+  EXPECT_EQ(Parse("log=stderr").options.log, LogDest::kStderr);
+  EXPECT_EQ(Parse("log=off").options.log, LogDest::kOff);
+}
+
+// --- New keys --------------------------------------------------------------------------------
+
+TEST(Options, VerbosityReportEmptyHelpForward) {
+  for (int v : {0, 1, 2}) {
+    Parsed p = Parse(("verbosity=" + std::to_string(v)).c_str());
+    EXPECT_EQ(p.errors, 0);
+    EXPECT_EQ(p.options.verbosity, v);
+  }
+  EXPECT_TRUE(Parse("report_empty=1").options.report_empty);
+  EXPECT_FALSE(Parse("report_empty=1:report_empty=0").options.report_empty);
+  EXPECT_TRUE(Parse("help=1").options.help);
+  EXPECT_TRUE(Parse("forward=all").options.forward_all);
+  Parsed bad = Parse("verbosity=2:verbosity=9");
+  EXPECT_EQ(bad.errors, 1);
+  EXPECT_EQ(bad.options.verbosity, 2);  // a bad token leaves the key as it was
+}
+
+TEST(Options, LogExplicitTellsTheDefaultFromAGivenStderr) {
+  EXPECT_FALSE(Parse("mode=audit").options.log_explicit);
+  EXPECT_TRUE(Parse("log=stderr").options.log_explicit);
+  EXPECT_TRUE(Parse("log=/tmp/x").options.log_explicit);
+  EXPECT_FALSE(Parse("log=").options.log_explicit);
+}
+
+// --- Bad tokens are quoted safely ---------------------------------------------------------------
+
+TEST(Options, ControlBytesAreEscapedNotEchoed) {
+  Parsed p = Parse("mode=\x1b]0;owned\x07\x1b[2J\r\x7f\xc3\xa9\\:zz\n=1");
+  EXPECT_EQ(p.errors, 2);
+  ASSERT_EQ(p.lines.size(), 2u);
+  for (const std::string& line : p.lines) {
+    for (size_t i = 0; i + 1 < line.size(); ++i) {
+      unsigned char c = static_cast<unsigned char>(line[i]);
+      EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "raw byte " << int{c} << " in " << line;
+    }
+  }
+  EXPECT_NE(p.lines[0].find("'mode=\\x1b]0;owned\\x07\\x1b[2J\\x0d\\x7f\\xc3\\xa9\\\\'"),
+            std::string::npos)
+      << p.lines[0];
+  EXPECT_NE(p.lines[1].find("'zz\\x0a=1'"), std::string::npos) << p.lines[1];
+}
+
+TEST(Options, UnknownKeyNamesEveryKey) {
+  for (const char* token : {"colour=blue", "justaword"}) {
+    Parsed p = Parse(token);
+    ASSERT_EQ(p.lines.size(), 1u);
+    for (int i = 0; i < kOptionCount; ++i) {
+      EXPECT_NE(p.lines[0].find(kOptionSpecs[i].key), std::string::npos) << p.lines[0];
+    }
+    for (int d = 0; d < kDimCount; ++d) {
+      EXPECT_NE(p.lines[0].find(DimName(static_cast<Dim>(d))), std::string::npos) << p.lines[0];
+    }
+  }
+}
+
+// --- Secure execution --------------------------------------------------------------------------
+
+TEST(OptionsSecure, WhatMakesTheLibraryDoLessApplies) {
+  Parsed p = ParseSecure("mode=audit:verify=fast:log=off:verbosity=0:net=inherit:"
+                         "sigmask=inherit:caps=inherit:forward=auto:baseline=load");
+  EXPECT_EQ(p.errors, 0);
+  EXPECT_TRUE(p.lines.empty());
+  EXPECT_EQ(p.options.mode, Mode::kAudit);
+  EXPECT_EQ(p.options.log, LogDest::kOff);
+  EXPECT_EQ(p.options.verbosity, 0);
+  EXPECT_FALSE(p.options.isolated.has(Dim::kNet));
+  EXPECT_EQ(ParseSecure("mode=off").options.mode, Mode::kOff);
+}
+
+TEST(OptionsSecure, EverythingElseIsIgnoredWithOneLine) {
+  Parsed p = ParseSecure("report=/root/x.json:log=/etc/bash.bashrc:log=stderr:verify=strict:"
+                         "baseline=first-thread:forward=all:verbosity=2:report_empty=1:help=1:"
+                         "sigmask=isolate:bogus\x1b[31m:caps=isolate");
+  EXPECT_EQ(p.errors, 12);
+  ASSERT_EQ(p.lines.size(), 1u);
+  const std::string& line = p.lines[0];
+  EXPECT_NE(line.find("PRISTINE_OPTIONS"), std::string::npos) << line;
+  EXPECT_NE(line.find("secure-execution"), std::string::npos) << line;
+  for (const char* k : {"report", "log", "verify", "baseline", "forward", "verbosity",
+                        "report_empty", "help", "sigmask=isolate", "2 unrecognised"}) {
+    EXPECT_NE(line.find(k), std::string::npos) << k << ": " << line;
+  }
+  // No value of the caller's is echoed into a privileged program's stderr.
+  EXPECT_EQ(line.find("/root"), std::string::npos) << line;
+  EXPECT_EQ(line.find("bogus"), std::string::npos) << line;
+  EXPECT_EQ(line.find('\x1b'), std::string::npos) << line;
+  EXPECT_TRUE(SameOptions(p.options, Options{}));
+}
+
+TEST(OptionsSecure, NullSinkStillCounts) {
+  Options o;
+  EXPECT_EQ(ParseOptions("report=/x:mode=off", &o, nullptr, nullptr, Execution::kSecure), 1);
+  EXPECT_EQ(o.mode, Mode::kOff);
+  EXPECT_STREQ(o.report_path, "");
+}
+
+// --- help=1 ------------------------------------------------------------------------------------
+
+TEST(OptionsHelp, EveryKeyWithValuesDefaultAndMeaning) {
+  std::vector<std::string> lines = HelpLines();
+  ASSERT_GE(lines.size(), static_cast<size_t>(kOptionCount + kDimCount + 2));
+  EXPECT_NE(lines[0].find(PRISTINE_VERSION), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("PRISTINE_OPTIONS"), std::string::npos) << lines[0];
+  for (int i = 0; i < kOptionCount; ++i) {
+    const OptionSpec& s = kOptionSpecs[i];
+    std::vector<std::string> values = Words(s.values);
+    std::string def = s.default_index < 0 ? "none" : values[static_cast<size_t>(s.default_index)];
+    std::string want = std::string("  ") + s.key + "=" + s.values + " (default: " + def + ") " +
+                       s.help + "\n";
+    EXPECT_EQ(lines[static_cast<size_t>(1 + i)], want);
+  }
+  for (int d = 0; d < kDimCount; ++d) {
+    Dim dim = static_cast<Dim>(d);
+    const std::string& line = lines[static_cast<size_t>(1 + kOptionCount + d)];
+    std::string head = std::string("  ") + DimName(dim) +
+                       (kSecurityDims.has(dim) ? "=inherit (default: inherit) "
+                        : kDefaultIsolated.has(dim) ? "=isolate|inherit (default: isolate) "
+                                                    : "=isolate|inherit (default: inherit) ");
+    EXPECT_EQ(line.rfind(head, 0), 0u) << line;
+  }
+  for (const std::string& line : lines) {
+    EXPECT_EQ(line.back(), '\n');
+    EXPECT_LT(line.size(), 1000u) << "cut by LogLine: " << line;
+  }
+  EXPECT_NE(lines.back().find("set-user-ID"), std::string::npos) << lines.back();
+  EXPECT_NE(lines.back().find("log=off"), std::string::npos) << lines.back();
+}
+
+// --- fuzz/options.dict --------------------------------------------------------------------------
+
+TEST(OptionsTable, FuzzDictionaryHasEveryKeyAndValue) {
+  std::vector<std::string> want;
+  auto add = [&](const std::string& e) {
+    if (std::find(want.begin(), want.end(), e) == want.end()) want.push_back(e);
+  };
+  for (int i = 0; i < kOptionCount; ++i) {
+    add(std::string(kOptionSpecs[i].key) + "=");
+    for (const std::string& v : Words(kOptionSpecs[i].values)) {
+      if (v != "PATH") add(v);
+    }
+  }
+  for (int d = 0; d < kDimCount; ++d) add(std::string(DimName(static_cast<Dim>(d))) + "=");
+  for (const char* e : {"isolate", "inherit", ":", "%p"}) add(e);
+
+  std::ifstream in(PRISTINE_SOURCE_DIR "/fuzz/options.dict");
+  ASSERT_TRUE(in.good()) << PRISTINE_SOURCE_DIR "/fuzz/options.dict";
+  std::vector<std::string> have;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    ASSERT_GE(line.size(), 2u);
+    have.push_back(line.substr(1, line.size() - 2));
+  }
+  std::string expected_file;
+  for (const std::string& e : want) expected_file += "\"" + e + "\"\n";
+  EXPECT_EQ(std::set<std::string>(have.begin(), have.end()),
+            std::set<std::string>(want.begin(), want.end()))
+      << "fuzz/options.dict differs from options.inc; its entries should be:\n"
+      << expected_file;
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "dimension.h"
+#include "json_string.h"
 #include "proc_fd.h"
 #include "state.h"
 
@@ -37,6 +38,7 @@
 
 namespace {
 
+using pristine_tools::JsonString;
 using pristine::Dim;
 
 // Namespaces as nsfs names them, and the name pristine gives the dimension.
@@ -190,23 +192,6 @@ std::vector<Difference> Differences(const ThreadState& main, const ThreadState& 
   return d;
 }
 
-std::string Json(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 // Names and paths from other processes, for a terminal: control bytes escaped.
 std::string Printable(const std::string& s) {
   std::string out;
@@ -323,19 +308,19 @@ void PrintJson(const std::vector<ProcessResult>& results, int scanned, int denie
   bool first_p = true;
   for (const ProcessResult& p : results) {
     if (p.drifting.empty()) continue;
-    std::cout << (first_p ? "" : ",") << "{\"pid\":" << p.pid << ",\"exe\":" << Json(p.exe)
-              << ",\"comm\":" << Json(p.comm) << ",\"threads\":" << p.threads
+    std::cout << (first_p ? "" : ",") << "{\"pid\":" << p.pid << ",\"exe\":" << JsonString(p.exe)
+              << ",\"comm\":" << JsonString(p.comm) << ",\"threads\":" << p.threads
               << ",\"drifting\":[";
     first_p = false;
     bool first_t = true;
     for (const DriftingThread& t : p.drifting) {
-      std::cout << (first_t ? "" : ",") << "{\"tid\":" << t.tid << ",\"name\":" << Json(t.name)
+      std::cout << (first_t ? "" : ",") << "{\"tid\":" << t.tid << ",\"name\":" << JsonString(t.name)
                 << ",\"differs\":{";
       first_t = false;
       for (size_t i = 0; i < t.diffs.size(); ++i) {
         const Difference& d = t.diffs[i];
-        std::cout << (i ? "," : "") << Json(d.dim) << ":{\"main\":" << Json(d.main_value)
-                  << ",\"thread\":" << Json(d.thread_value) << "}";
+        std::cout << (i ? "," : "") << JsonString(d.dim) << ":{\"main\":" << JsonString(d.main_value)
+                  << ",\"thread\":" << JsonString(d.thread_value) << "}";
       }
       std::cout << "}}";
     }

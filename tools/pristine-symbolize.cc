@@ -39,32 +39,19 @@
 #include <string>
 #include <vector>
 
+#include "json_string.h"
+
 #ifndef PRISTINE_VERSION
 #define PRISTINE_VERSION "unknown"
 #endif
 
 namespace {
 
+using pristine_tools::JsonString;
+
 std::string g_debug_dir = "/usr/lib/debug";
 char* g_debuginfo_path = nullptr;  // for dwfl_standard_find_debuginfo
 bool g_demangle = true;
-
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
 
 std::string Demangle(const char* name) {
   if (name == nullptr) return "";

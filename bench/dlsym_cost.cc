@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "../json_out.h"
+#include "../testapps/json_out.h"
 
 namespace {
 
