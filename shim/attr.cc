@@ -3,8 +3,10 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <cstring>
 
+#include "absl/base/attributes.h"
 #include "interpose.h"
 
 namespace pristine {
@@ -31,7 +33,23 @@ bool AttrHasAffinity(const pthread_attr_t* attr) {
   return false;
 }
 
+namespace {
+// Set once by pthread_setattr_default_np, for good.
+ABSL_CONST_INIT std::atomic<bool> g_default_attrs_changed{false};
+}  // namespace
+
+void NoteDefaultAttrsChanged() { g_default_attrs_changed.store(true, std::memory_order_relaxed); }
+
+bool DefaultAttrsChanged() { return g_default_attrs_changed.load(std::memory_order_relaxed); }
+
 bool AttrCopy::Init(const pthread_attr_t* in) {
+  if (in == nullptr && DefaultAttrsChanged()) {
+    // pthread_attr_init's guard size is a page, whatever the defaults say;
+    // glibc's create with a null attr takes them all.
+    if (LIBC(pthread_getattr_default_np)(&attr_) != 0) return false;
+    live_ = true;
+    return true;
+  }
   if (LIBC(pthread_attr_init)(&attr_) != 0) return false;
   live_ = true;
   if (in == nullptr) return true;

@@ -21,12 +21,20 @@ bool AttrHasSigmask(const pthread_attr_t* attr);
 bool AttrHasExplicitSched(const pthread_attr_t* attr);
 bool AttrHasAffinity(const pthread_attr_t* attr);
 
+// pthread_setattr_default_np changed what a null attr stands for (for good):
+// spares, made with the old defaults, no longer fit a create with a null attr
+// (the template makes those threads), and a copy of a null attr starts from
+// the new defaults. Any thread.
+void NoteDefaultAttrsChanged();
+bool DefaultAttrsChanged();
+
 // A copy of a caller's attributes with some values replaced: what
 // pthread_create gets on the caller's behalf. Destroyed with the object.
 class AttrCopy {
  public:
-  // Copies every attribute of `attr` (null: the defaults). False if libc
-  // refused (then nothing must be used).
+  // Copies every attribute of `attr` (null: the defaults, as
+  // pthread_setattr_default_np left them). False if libc refused (then
+  // nothing must be used).
   bool Init(const pthread_attr_t* attr);
   ~AttrCopy();
   AttrCopy() = default;

@@ -91,9 +91,34 @@ void SayReentryFailed(DimSet failed) {
   Log(line.Finish());
 }
 
+// Installs a floating-point environment read by CaptureFpEnv on the calling
+// thread, as glibc's fesetenv does (without libm, which the library does not
+// load). Runs on the new thread, before any code of the program.
+void InstallFpEnv(const FpEnv& env) {
+#if defined(__x86_64__)
+  // The x87 environment is written whole (its status word cannot be loaded
+  // alone): this thread's own, with the creator's control word and exception
+  // flags. Its register stack is empty here, as at every call.
+  struct {
+    uint16_t cw, r1, sw, r2, rest[10];
+  } x87;
+  __asm__ volatile("fnstenv %0" : "=m"(x87));
+  constexpr uint16_t kExceptFlags = 0x3f;
+  x87.cw = env.x87_cw;
+  x87.sw = static_cast<uint16_t>((x87.sw & ~kExceptFlags) | (env.x87_sw & kExceptFlags));
+  __asm__ volatile("fldenv %0" : : "m"(x87));
+  uint32_t mxcsr = env.mxcsr;
+  __asm__ volatile("ldmxcsr %0" : : "m"(mxcsr));
+#elif defined(__aarch64__)
+  __asm__ volatile("msr fpcr, %0" : : "r"(env.fpcr));
+  __asm__ volatile("msr fpsr, %0" : : "r"(env.fpsr));
+#endif
+}
+
 // A forwarded thread takes its caller's inherited values. The privileges come
 // last: the steps before may need the baseline's.
 void TakeCallersValues(const ChildSetup& s) PRISTINE_REQUIRES_ROLE(kNewThreadRole) {
+  InstallFpEnv(s.fpenv);
   if (s.set_name) RawSyscall(SYS_prctl, PR_SET_NAME, s.name);
   for (int i = 0; i < kDimCount; ++i) {
     if (s.ns_fd[i] >= 0) RawSyscall(SYS_setns, s.ns_fd[i], 0);

@@ -25,6 +25,33 @@
 
 namespace pristine {
 
+// The floating-point environment a new thread inherits from its creator
+// (POSIX: pthread_create; Linux copies the creator's registers): control
+// modes (rounding, exception masks, flush-to-zero) and exception flags.
+struct FpEnv {
+#if defined(__x86_64__)
+  uint32_t mxcsr = 0;   // SSE control and status
+  uint16_t x87_cw = 0;  // x87 control word
+  uint16_t x87_sw = 0;  // x87 status word (its exception flags are taken)
+#elif defined(__aarch64__)
+  uint64_t fpcr = 0;
+  uint64_t fpsr = 0;
+#endif
+};
+
+// Reads the calling thread's floating-point environment (a few instructions,
+// no system call). Any thread.
+inline void CaptureFpEnv(FpEnv* env) {
+#if defined(__x86_64__)
+  __asm__ volatile("stmxcsr %0" : "=m"(env->mxcsr));
+  __asm__ volatile("fnstcw %0" : "=m"(env->x87_cw));
+  __asm__ volatile("fnstsw %0" : "=m"(env->x87_sw));
+#elif defined(__aarch64__)
+  __asm__ volatile("mrs %0, fpcr" : "=r"(env->fpcr));
+  __asm__ volatile("mrs %0, fpsr" : "=r"(env->fpsr));
+#endif
+}
+
 struct ChildSetup {
   void* (*start)(void*) = nullptr;
   int (*c11_start)(void*) = nullptr;  // C11 threads: int-returning start
@@ -50,6 +77,7 @@ struct ChildSetup {
   cpu_set_t affinity;
   int ns_fd[kDimCount];      // the caller's namespaces to enter (owned), -1 for none
   PrivilegePlan privileges;  // at most the caller's (never escalate)
+  FpEnv fpenv;               // the caller's, as a thread it created would have
 };
 
 // A setup for `start(arg)` (or the C11 `c11_start(arg)`), from a pool of

@@ -180,17 +180,29 @@ void CaptureInherited(ChildSetup* s, const pthread_attr_t* attr, DimSet taint,
                       const Options& options) {
   s->forwarded = true;
   DimSet isolated = options.isolated;
+  // forward=all forwards callers whose name or scheduling may have changed
+  // where no entry point sees it (a write to /proc/thread-self/comm, a raw
+  // system call), which a thread created on the caller would inherit: read
+  // them, as a verified taint would be (a few system calls; a mode for tests).
+  bool forward_all = lifecycle_internal::g_forward_all.load(std::memory_order_relaxed);
+  CaptureFpEnv(&s->fpenv);
   s->set_sigmask = !AttrHasSigmask(attr);
   if (s->set_sigmask) s->sigmask = IntendedSigmask(attr, taint, options);
   // The template's threads are named after it, so the name is always set;
   // it is the caller's own only if verified different from the baseline's.
   s->set_name = true;
-  if (taint.has(Dim::kName) && !isolated.has(Dim::kName)) ReadName(s->name);
+  if ((taint.has(Dim::kName) || forward_all) && !isolated.has(Dim::kName)) ReadName(s->name);
   else BaselineName(s->name);
   // The template runs with the baseline's scheduling (template_thread.cc):
   // only a caller verified to differ, with sched inherited, needs setting.
   SchedState sched;
-  if (taint.has(Dim::kSched) && !isolated.has(Dim::kSched) && ReadSched(0, &sched)) {
+  bool sched_differs = taint.has(Dim::kSched) && !isolated.has(Dim::kSched) && ReadSched(0, &sched);
+  if (!sched_differs && forward_all && !isolated.has(Dim::kSched) && ReadSched(0, &sched)) {
+    SchedState base;
+    BaselineSched(&base);
+    sched_differs = !(sched == base);
+  }
+  if (sched_differs) {
     s->set_sched = !AttrHasExplicitSched(attr);
     s->sched_policy = sched.policy;
     s->sched_param.sched_priority = sched.priority;
@@ -265,12 +277,19 @@ bool CreateForwarded(pthread_t* thread, const pthread_attr_t* attr, ChildSetup* 
   // race detectors that cannot see the hand-off (annotate.h).
   PublishToNewThread(setup);
   DimSet open_ns = taint.has(Dim::kFiles) ? (taint & kNamespaceDims) - options.isolated : DimSet();
-  // Default attributes: a spare made ahead of time fits, if one is ready.
-  bool spare_fits = attr == nullptr && open_ns.empty();
-  if (spare_fits && HandToSpare(ChildStart, setup, thread)) {
+  // Default attributes: a spare made ahead of time fits, if one is ready,
+  // and if the defaults are still those it was made with.
+  bool spare_fits = attr == nullptr && open_ns.empty() && !DefaultAttrsChanged();
+  // An inherited CPU set is the new thread's before its first instruction,
+  // as for a thread its caller creates: given to the spare, or to glibc in
+  // the attributes (the thread's setup applies it again, harmlessly).
+  const cpu_set_t* affinity = setup->set_affinity ? &setup->affinity : nullptr;
+  if (spare_fits && HandToSpare(ChildStart, setup, thread, affinity)) {
     *rc = 0;
     return true;
   }
+  AttrCopy copy;
+  if (affinity != nullptr && copy.Init(attr) && copy.SetAffinity(*affinity)) attr = copy.get();
   CreateRequest req{};
   req.base.run = RunCreate;
   req.attr = attr;
@@ -328,6 +347,25 @@ DimSet RepairableByCaller(DimSet dims) {
 
 namespace {
 
+// Whether a thread the template creates with `attr` would get a scheduling
+// policy its caller could not give it: glibc applies the attributes' explicit
+// real-time policy with its creator's privileges (the template's), and the
+// caller may lack CAP_SYS_NICE (RLIMIT_RTPRIO then decides). Never escalate:
+// such a caller creates the thread itself. `plan` is the caller's
+// (PlanPrivileges).
+bool SchedulingWouldEscalate(const pthread_attr_t* attr, const PrivilegePlan& plan) {
+  if (!plan.apply || !AttrHasExplicitSched(attr)) return false;  // apply: caller != template
+  int policy = SCHED_OTHER;
+  if (LIBC(pthread_attr_getschedpolicy)(attr, &policy) != 0 ||
+      (policy != SCHED_FIFO && policy != SCHED_RR)) {
+    return false;
+  }
+  constexpr uint64_t kSysNice = 1ull << CAP_SYS_NICE;
+  SecurityState base;
+  return !TemplateSecurity(&base) ||
+         ((base.cap_eff & kSysNice) != 0 && (plan.cap_eff & kSysNice) == 0);
+}
+
 // Everything but the untainted fast path. Returns pthread_create's result.
 int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
                int (*c11_start)(void*), void* arg) {
@@ -345,9 +383,10 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
     case Decision::kForward: {
       ChildSetup* setup = NewChildSetup(start, c11_start, arg);
       if (setup == nullptr) return EAGAIN;
-      if (!PlanPrivileges(&setup->privileges)) {
+      if (!PlanPrivileges(&setup->privileges) ||
+          SchedulingWouldEscalate(attr, setup->privileges)) {
         FreeChildSetup(setup);
-        ReportTaintedCreate(taint, Decision::kRestricted, false);
+        ReportTaintedCreate(taint, Decision::kRestricted, true);
         return CreateDirect(thread, attr, start, c11_start, arg);
       }
       int rc;
@@ -355,7 +394,9 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
       // this create returns still reports it.
       int report = ReportTaintedCreate(taint, Decision::kForward, true);
       if (CreateForwarded(thread, attr, setup, taint, &rc)) {
-        if (OnMainThread() && !taint.empty()) HintMainThreadOnce(taint);
+        // Only an isolated dimension is worth the hint (forward=all forwards
+        // callers that differ in none).
+        if (OnMainThread() && taint.intersects(options.isolated)) HintMainThreadOnce(taint);
         return rc;
       }
       // No template serves (a rebase is replacing it): the caller's create.
@@ -370,7 +411,7 @@ int CreateSlow(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(voi
     case Decision::kCount:
       break;
   }
-  ReportTaintedCreate(taint, route.decision, false);
+  ReportTaintedCreate(taint, route.decision, true);
   return CreateDirect(thread, attr, start, c11_start, arg);
 }
 

@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
+#include "attr.h"
 #include "baseline.h"
 #include "create.h"
 #include "interpose.h"
@@ -100,6 +101,13 @@ PRISTINE_EXPORT void thrd_exit(int value) {
   if (OnMainThread()) NoteMainThreadExit();
   REAL(thrd_exit)(value);
   __builtin_unreachable();
+}
+
+// Changes what a null attr means; spares were made with the old defaults.
+PRISTINE_EXPORT int pthread_setattr_default_np(const pthread_attr_t* attr) {
+  int rc = REAL(pthread_setattr_default_np)(attr);
+  if (rc == 0) NoteDefaultAttrsChanged();
+  return rc;
 }
 
 PRISTINE_EXPORT int setns(int fd, int nstype) {

@@ -68,6 +68,7 @@ using AttrGetStackaddrFn = int (*)(const pthread_attr_t* attr, void** stackaddr)
   X(setpriority, SetpriorityFn)                            \
   X(nice, decltype(&::nice))                                         \
   X(pthread_setname_np, decltype(&::pthread_setname_np))             \
+  X(pthread_setattr_default_np, decltype(&::pthread_setattr_default_np)) \
   X(prctl, PrctlFn)                                                  \
   X(capset, CapsetFn)                                                \
   X(setuid, decltype(&::setuid))                                     \
@@ -96,6 +97,7 @@ using AttrGetStackaddrFn = int (*)(const pthread_attr_t* attr, void** stackaddr)
 // symbol lookup through every loaded object at each process start.
 #define PRISTINE_LIBC_FUNCTIONS(X)                                            \
   X(pthread_attr_init, decltype(&::pthread_attr_init))                        \
+  X(pthread_getattr_default_np, decltype(&::pthread_getattr_default_np))      \
   X(pthread_attr_destroy, decltype(&::pthread_attr_destroy))                  \
   X(pthread_attr_getdetachstate, decltype(&::pthread_attr_getdetachstate))    \
   X(pthread_attr_setdetachstate, decltype(&::pthread_attr_setdetachstate))    \

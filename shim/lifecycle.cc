@@ -64,11 +64,20 @@ void WarnNoTemplate() {
             "through unchanged\n");
 }
 
-// The template and the snapshot are wanted from the start: verify=strict and
-// forward=all must be ready for changes no entry point sees.
-bool WantedAtDefinition(const Options& o) {
-  return o.verify == Verify::kStrict || o.forward_all;
-}
+// The template and the snapshot are wanted from the start: verify=strict must
+// be ready for changes no entry point sees. forward=all starts the template at
+// the first create instead (PrepareForCreate), so that a program that creates
+// no thread, or a forked child that only execs or exits, stays
+// single-threaded as without the library: glibc's fork, for one, takes locks
+// over the fork only in a multi-threaded process.
+bool WantedAtDefinition(const Options& o) { return o.verify == Verify::kStrict; }
+
+bool ForwardAll() { return g_forward_all.load(std::memory_order_relaxed); }
+
+// What a thread may have changed and still start the template: the template
+// repairs itself or sets its own (template_thread.h, TemplateMain).
+constexpr DimSet kRepairedByTemplate =
+    kRepairableDims | Dim::kAffinity | Dim::kSigmask | Dim::kSched | Dim::kName;
 
 // Whether a change of `dims` by the calling thread (of itself if `self`)
 // needs the template to run first.
@@ -239,7 +248,18 @@ bool PrepareForCreate() {
       DefineBaselineHere(OtherThreads::kNone);
     }
   }
-  return g_state.load(std::memory_order_acquire) >= kBaselineDefined;
+  uint32_t state = g_state.load(std::memory_order_acquire);
+  if (ForwardAll() && state >= kBaselineDefined && state < kTemplateRunning &&
+      (ThreadRecordedDims() - kRepairedByTemplate).empty()) {
+    // forward=all's template, started by a create's caller that differs from
+    // the baseline at most in what the template repairs (lifecycle.h,
+    // invariant 1). A caller that changed more (its privileges, a dimension
+    // the options inherit) creates its thread itself until another starts it.
+    FutexLock lock(&g_lifecycle_mu);
+    AdvanceTo(kTemplateRunning);
+    state = g_state.load(std::memory_order_acquire);
+  }
+  return state >= kBaselineDefined;
 }
 
 bool BaselineAvailable() {

@@ -23,9 +23,11 @@
 //                          creates                               single-threaded change)
 //
 // A forked child starts again at kBaselineDefined from its forking thread (or
-// stays kAwaitingFirstCreate / kPassThrough). verify=strict and forward=all,
-// which must be ready for changes no entry point sees, take the snapshot and
-// start the template when the baseline is defined.
+// stays kAwaitingFirstCreate / kPassThrough). verify=strict, which must be
+// ready for changes no entry point sees, takes the snapshot and starts the
+// template when the baseline is defined. forward=all starts it at the first
+// create whose caller differs at most in what the template repairs (a program
+// that creates no thread stays single-threaded).
 //
 // The template is wanted only for what a thread the caller creates cannot
 // get right by itself (policy.h: kForwardedDims, or a namespace its caller

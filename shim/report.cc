@@ -584,8 +584,16 @@ int StreamFor(const char* path) {
 }  // namespace
 
 int ReportTaintedCreate(DimSet taint, Decision decision, bool as_decided) {
-  if (!g_counting.load(std::memory_order_relaxed) || taint.empty()) return -1;
+  if (!g_counting.load(std::memory_order_relaxed)) return -1;
   Decision outcome = Outcome(decision, as_decided);
+  if (taint.empty()) {
+    // forward=all: a clean caller's create, forwarded (or restricted) on
+    // request, counts in `forwarded` and `decisions`; it has no site.
+    if (outcome == Decision::kDirect) return -1;
+    if (outcome == Decision::kForward) g_forwarded.fetch_add(1, std::memory_order_relaxed);
+    g_per_decision[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
+    return -1;
+  }
   g_tainted.fetch_add(1, std::memory_order_relaxed);
   if (outcome == Decision::kForward) g_forwarded.fetch_add(1, std::memory_order_relaxed);
   g_per_decision[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
@@ -622,10 +630,11 @@ int ReportTaintedCreate(DimSet taint, Decision decision, bool as_decided) {
 }
 
 void ReportForwardFellThrough(int handle, DimSet taint) {
-  if (!g_counting.load(std::memory_order_relaxed) || taint.empty()) return;
-  g_tainted.fetch_sub(1, std::memory_order_relaxed);
+  if (!g_counting.load(std::memory_order_relaxed)) return;
   g_forwarded.fetch_sub(1, std::memory_order_relaxed);
   g_per_decision[static_cast<int>(Decision::kForward)].fetch_sub(1, std::memory_order_relaxed);
+  if (taint.empty()) return;  // forward=all's clean caller: counted, no site
+  g_tainted.fetch_sub(1, std::memory_order_relaxed);
   ForEachDim(taint, [](Dim d) {
     g_per_dim[static_cast<int>(d)].fetch_sub(1, std::memory_order_relaxed);
   });

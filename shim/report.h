@@ -45,7 +45,8 @@ inline void ReportCountCreate() {
 // goes that way (false for a forward that finds no template, or a repaired
 // create whose attributes could not be built: the caller's own create, in its
 // state, filed as direct with the reason). Returns a handle for
-// ReportForwardFellThrough.
+// ReportForwardFellThrough. Under forward=all a clean caller's create (taint
+// empty) that is not direct is counted in `forwarded` and `decisions` only.
 int ReportTaintedCreate(DimSet taint, Decision decision, bool as_decided);
 
 // A create recorded as forwarded found no template after all: takes it back;

@@ -202,9 +202,14 @@ Spare* Pop() {
 
 }  // namespace
 
-bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread) {
+bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread,
+                 const cpu_set_t* affinity) {
   Spare* s = Pop();
   if (s == nullptr) return false;
+  // Before the spare can run the caller's routine: a woken spare must not
+  // run on a CPU its creator's thread could not (a real-time program pins
+  // threads so that one preempts another).
+  if (affinity != nullptr) REAL(pthread_setaffinity_np)(s->thread, sizeof *affinity, affinity);
   *thread = s->thread;
   s->start = start;
   s->arg = arg;

@@ -25,9 +25,12 @@ namespace pristine {
 // Hands `start(arg)` to a spare, whose thread then runs it; returns false if
 // none is ready. Any thread but the template; `start` runs on the spare with
 // all signals blocked, like any thread the template creates, after the spare
-// made its own replacement.
-bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread)
-    PRISTINE_EXCLUDES_ROLE(kTemplateRole);
+// made its own replacement. `affinity` (may be null): a CPU set given to the
+// spare before it is handed the routine, as a thread created by the caller
+// has its creator's from its first instruction (the routine's setup applies
+// it again, should this fail).
+bool HandToSpare(void* (*start)(void*), void* arg, pthread_t* thread,
+                 const cpu_set_t* affinity = nullptr) PRISTINE_EXCLUDES_ROLE(kTemplateRole);
 
 // After HandToSpare found none and the template created the thread instead:
 // raises the number of spares kept by one (not at the first forwarded
