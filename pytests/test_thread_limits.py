@@ -3,10 +3,13 @@
 RLIMIT_NPROC or RLIMIT_AS a faulted create returns what glibc returns, the process holds as many
 threads as without the library (or one fewer, the template's slot: a spare is given back when a
 create would fail), creates work again once the limit is lifted, no thread or mapping leaks, and
-nothing deadlocks. With build/testapps/faults, build/testapps/failures and the probe.
+nothing deadlocks; a repaired create whose attributes cannot be allocated is still made, in its
+creator's state, and says so. With build/testapps/faults, build/testapps/failures and the probe.
 
 Each case runs without the library too (the reference). Timeouts are hang guards only.
 """
+
+import json
 
 import pytest
 
@@ -104,3 +107,27 @@ def test_errno_at_task_limit(run_probe, pids_cgroup, method, api):
     shimmed = run_probe(with_cgroup(), shim=True)
     assert shimmed["create_error"] == plain["create_error"], describe(shimmed)
     assert shimmed["child"] is None, describe(shimmed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Out of memory
+
+def test_repaired_create_without_memory_says_so(tmp_path):
+    """A worker pinned to one CPU creates twice; the second time every realloc on it fails, so
+    the library cannot put the baseline's CPU set in the attributes. That create still succeeds,
+    in the creator's state (as glibc's would), with a line on the log, and its site is filed as
+    direct with that reason, not as 'inherited dimensions only'."""
+    plain = run_app("failures", ["--mode", "no-memory"]).json
+    assert plain["errors"] == ["0", "0"], plain
+    assert plain["child_cpus"] == [plain["caller_cpus"]] * 2, plain  # glibc: inherited both times
+    report = tmp_path / "report.json"
+    r = run_app("failures", ["--mode", "no-memory"], shim=True, options=f"report={report}")
+    res = r.json
+    assert res["caller_cpus"] == 1 and res["baseline_cpus"] > 1, res
+    assert res["errors"] == ["0", "0"], res
+    assert res["child_cpus"] == [res["baseline_cpus"], res["caller_cpus"]], res
+    assert "the baseline could not be set up for a new thread" in r.stderr, r.describe()
+    sites = sorted((s["decision"], s["reason"] or "") for s in json.loads(report.read_text())["sites"])
+    assert sites == [("direct", "the baseline could not be set up for the new thread (out of memory, "
+                                "or a rebase replaced it meanwhile)"),
+                     ("repaired", "")], sites

@@ -33,6 +33,13 @@
 //     non-root uid). Right after the change the limit is lifted, and the worker creates+joins 3
 //     threads: "errors", "child_nets".
 //
+//   failures --mode no-memory
+//     A worker pins itself to one CPU (a change the shim repairs in the new thread's attributes),
+//     creates and joins a thread, then creates and joins another while every realloc on the
+//     worker fails (this program's realloc: glibc's pthread_attr_setaffinity_np allocates the
+//     attribute's CPU set with it). "errors" and "child_cpus" (CPUs each thread may run on),
+//     "caller_cpus", "baseline_cpus".
+//
 // One JSON object on stdout (mode exit: see above); exit 0, 2 usage, 3 unsupported here.
 
 #include <pthread.h>
@@ -359,14 +366,89 @@ void ModeWork() {
   testapp::PrintJson(w);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Interposes realloc for the whole process (the shim's libc calls included); fails on a thread
+// that asked for it.
+thread_local bool t_realloc_fails = false;
+
+int CpuCount() {
+  cpu_set_t set;
+  return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
+}
+
+void* RecordCpus(void* p) {
+  *static_cast<int*>(p) = CpuCount();
+  return nullptr;
+}
+
+struct NoMemoryOut {
+  int caller_cpus = -1;
+  std::vector<std::string> errors;
+  std::vector<int> child_cpus;
+};
+
+void* NoMemoryWorker(void* p) {
+  auto* o = static_cast<NoMemoryOut*>(p);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu(), &one);
+  if (sched_setaffinity(0, sizeof one, &one) != 0) testapp::Die("sched_setaffinity: " + testapp::ErrName(errno));
+  o->caller_cpus = CpuCount();
+  for (bool fail : {false, true}) {
+    int cpus = -1;
+    pthread_t th;
+    t_realloc_fails = fail;
+    int r = pthread_create(&th, nullptr, RecordCpus, &cpus);
+    t_realloc_fails = false;
+    if (r == 0) pthread_join(th, nullptr);
+    o->errors.push_back(testapp::ErrName(r));
+    o->child_cpus.push_back(cpus);
+  }
+  return nullptr;
+}
+
+void ModeNoMemory() {
+  int baseline = CpuCount();
+  if (baseline < 2) testapp::CannotRunHere("one CPU: no affinity to change");
+  NoMemoryOut o;
+  pthread_t th;
+  int r = pthread_create(&th, nullptr, NoMemoryWorker, &o);
+  if (r != 0) testapp::Die("worker: " + testapp::ErrName(r));
+  pthread_join(th, nullptr);
+  JsonWriter w;
+  w.begin_object();
+  w.key("baseline_cpus"); w.value(static_cast<long long>(baseline));
+  w.key("caller_cpus"); w.value(static_cast<long long>(o.caller_cpus));
+  w.key("errors");
+  w.begin_array();
+  for (auto& e : o.errors) w.value(e);
+  w.end_array();
+  w.key("child_cpus");
+  w.begin_array();
+  for (int n : o.child_cpus) w.value(static_cast<long long>(n));
+  w.end_array();
+  w.end_object();
+  testapp::PrintJson(w);
+}
+
 [[noreturn]] void Usage() {
   std::fprintf(stderr,
-               "usage: failures --mode limit|signals|cancel|exit|work [--cgroup DIR] [--creates N]\n"
+               "usage: failures --mode limit|signals|cancel|exit|work|no-memory [--cgroup DIR] [--creates N]\n"
                "                [--exiter main|thread] [--code N] [--taint net|files|none] [--nproc]\n");
   std::exit(2);
 }
 
 }  // namespace
+
+extern "C" void* __libc_realloc(void* p, size_t size);
+
+extern "C" void* realloc(void* p, size_t size) {
+  if (t_realloc_fails) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return __libc_realloc(p, size);
+}
 
 int main(int argc, char** argv) {
   std::string mode;
@@ -389,6 +471,7 @@ int main(int argc, char** argv) {
   else if (mode == "cancel") ModeCancel();
   else if (mode == "exit") ModeExit(exit_from_main);
   else if (mode == "work") ModeWork();
+  else if (mode == "no-memory") ModeNoMemory();
   else Usage();
   return 0;
 }
