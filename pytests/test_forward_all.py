@@ -11,15 +11,11 @@ caller: what forward=all found different from glibc was different for those crea
 """
 
 import json
-import os
-import subprocess
 
 import pytest
 
-from programs import BUILD_DIR, clean_env, describe, run_probe
+from programs import describe, run_app, run_probe
 
-APP = BUILD_DIR / "testapps" / "forward_all"
-TIMEOUT_S = 120
 
 # Each case, and observations the reference must show (so that no case compares two vacuous
 # runs). Comments say what differed from glibc before the fix that made it equal.
@@ -60,22 +56,14 @@ def options_for(case, options):
     return ":".join(parts) if parts else None
 
 
-def run_app(case, *extra, shim=False, options=None, env=None):
-    if not APP.exists():
-        pytest.fail(f"{APP} is missing (build with `cmake --build build`)")
-    cmd = [str(APP), case, *extra]
-    proc = subprocess.run(cmd, env=clean_env(shim, options, env), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=TIMEOUT_S)
-    where = f"{' '.join(cmd)}{' (LD_PRELOAD=shim)' if shim else ''}" \
-            f"{f' PRISTINE_OPTIONS={options}' if options is not None else ''}"
-    if proc.returncode == 3 and not shim:
-        pytest.skip(f"this machine cannot run it: {proc.stderr.strip()}")
-    assert proc.returncode == 0, f"{where} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return json.loads(proc.stdout), proc.stderr
+def run_case(case, *extra, shim=False, options=None, env=None):
+    """testapps/forward_all CASE EXTRA: its JSON result and its stderr."""
+    r = run_app("forward_all", [case, *extra], shim=shim, options=options, env=env)
+    return r.json, r.stderr
 
 
 def reference(case, *extra):
-    plain, _ = run_app(case, *extra)
+    plain, _ = run_case(case, *extra)
     for key, want in CASES[case].items():
         assert plain[key] == want, f"without the library {case}.{key} = {plain[key]!r}"
     return plain
@@ -84,7 +72,7 @@ def reference(case, *extra):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_forward_all_changes_nothing(case):
     plain = reference(case)
-    shimmed, stderr = run_app(case, shim=True, options=options_for(case, "forward=all"))
+    shimmed, stderr = run_case(case, shim=True, options=options_for(case, "forward=all"))
     assert shimmed == plain, f"\nwithout the library: {plain}\nforward=all:         {shimmed}\n{stderr}"
     # Nothing said about the main thread's state: forward=all forwards clean callers too.
     assert "main thread created a thread while its state differed" not in stderr, stderr
@@ -95,6 +83,7 @@ def test_forward_all_changes_nothing(case):
 DEFAULT_POLICY_OPTIONS = {"inherit_unseen": "verify=strict"}
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("case", sorted(set(CASES) - {"threadless"}))
 @pytest.mark.parametrize("unshare", ["fs", "net"])
 def test_default_policy_changes_nothing(case, unshare):
@@ -102,7 +91,7 @@ def test_default_policy_changes_nothing(case, unshare):
     # own (repaired on the caller), under the default options.
     plain = reference(case, "--unshare", unshare)
     options = options_for(case, DEFAULT_POLICY_OPTIONS.get(case))
-    shimmed, stderr = run_app(case, "--unshare", unshare, shim=True, options=options)
+    shimmed, stderr = run_case(case, "--unshare", unshare, shim=True, options=options)
     assert shimmed == plain, f"\nwithout the library: {plain}\nunder the library:   {shimmed}\n{stderr}"
 
 
@@ -112,7 +101,7 @@ def test_default_policy_changes_nothing(case, unshare):
 
 def _report(tmp_path, options):
     path = tmp_path / "report.json"
-    out, _ = run_app("creates", shim=True, options=f"{options}report={path}")
+    out, _ = run_case("creates", shim=True, options=f"{options}report={path}")
     with open(path) as f:
         return out, json.load(f)
 
@@ -136,9 +125,9 @@ def test_forward_all_keeps_a_threadless_program_single_threaded():
     # at load: a program that creates no thread has no other thread, and its main thread's
     # pthread_exit ends the process with status 0 (a forked child that never creates a thread,
     # as in the Open POSIX Test Suite's pthread_atfork tests, too).
-    plain, _ = run_app("threadless")
+    plain, _ = run_case("threadless")
     assert plain == {"tasks": 1}
-    shimmed, stderr = run_app("threadless", shim=True, options="forward=all")
+    shimmed, stderr = run_case("threadless", shim=True, options="forward=all")
     assert shimmed == plain, stderr
 
 

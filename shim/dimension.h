@@ -58,7 +58,7 @@ struct Row {
   Policy policy;
   How how;
 };
-constexpr Row kTable[kDimCount] = {
+inline constexpr Row kTable[kDimCount] = {
 #define PRISTINE_DIMENSION(Enum, key, kind, leaf, flag, policy, how) \
   {key, Kind::kind, leaf, flag, Policy::policy, How::how},
 #include "dimensions.inc"
