@@ -269,11 +269,13 @@ bool BaselineReentryDescriptors(DimSet dims, int fds[kDimCount]) {
   for (;;) {
     uint32_t seq = g_reentry_seq.load(std::memory_order_acquire);
     if (seq & 1) continue;  // being replaced
-    bool ok = (DimSet(g_enterable.load(std::memory_order_relaxed)) & dims) == dims;
+    // Acquire loads of the data keep the second read of the sequence after
+    // them (a fence would do the same, but ThreadSanitizer does not model
+    // fences).
+    bool ok = (DimSet(g_enterable.load(std::memory_order_acquire)) & dims) == dims;
     for (int i = 0; ok && i < kDimCount; ++i) {
-      if (dims.has(static_cast<Dim>(i))) fds[i] = g_reentry_fd[i].load(std::memory_order_relaxed);
+      if (dims.has(static_cast<Dim>(i))) fds[i] = g_reentry_fd[i].load(std::memory_order_acquire);
     }
-    std::atomic_thread_fence(std::memory_order_acquire);
     if (g_reentry_seq.load(std::memory_order_relaxed) == seq) return ok;
   }
 }
