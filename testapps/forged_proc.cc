@@ -28,12 +28,9 @@
 // JSON: {"child_shares_main_fs": bool, "create_rc": 0, "tasks": N}
 // Exit 0, 2 usage, 3 cannot apply the set-up.
 #include <dirent.h>
-#include <linux/filter.h>
 #include <linux/kcmp.h>
-#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stddef.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 
@@ -84,17 +81,7 @@ void* Child(void*) {
 }
 
 void InstallFilter() {
-  struct sock_filter f[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  struct sock_fprog prog = {static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-      prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) {
-    testapp::CannotRunHere("seccomp filter");
-  }
+  if (!testapp::DenyGetppid(/*inline_syscall=*/false)) testapp::CannotRunHere("seccomp filter");
 }
 
 int g_create_rc = -1;

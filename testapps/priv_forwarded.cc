@@ -35,14 +35,11 @@
 //   P as WritePrivs in thread_state.h; "child" is the new thread or the notification function's thread.
 // Exit 0, 2 usage, 3 cannot apply the set-up.
 #include <aio.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <mqueue.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
-#include <stddef.h>
 #include <sys/fsuid.h>
 #include <sys/prctl.h>
 
@@ -223,18 +220,7 @@ void* InlineWorker(void*) {
   if (g_drop == "caps") {
     if (!testapp::SetCaps(0, 0, 0, true)) testapp::CannotRunHere("inline capset");
   } else if (g_drop == "seccomp") {
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
-    if (testapp::InlineSyscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-        testapp::InlineSyscall(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
-                          reinterpret_cast<long>(&prog), 0, 0) != 0) {
-      testapp::CannotRunHere("inline seccomp");
-    }
+    if (!testapp::DenyGetppid(/*inline_syscall=*/true)) testapp::CannotRunHere("inline seccomp");
   } else {
     testapp::Die("unknown --drop " + g_drop);
   }

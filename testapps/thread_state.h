@@ -17,9 +17,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -130,6 +133,26 @@ inline std::string DescribeStatus(int status) {
 inline long InlineSyscall(long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0,
                           long a5 = 0) {
   return pristine::RawSyscall6(nr, a1, a2, a3, a4, a5, 0);
+}
+
+// Sets no_new_privs and installs a seccomp filter under which getppid fails with EPERM and every
+// other call is allowed; through libc's prctl, or with the instruction (`inline_syscall`: a change
+// no interposer sees). Returns whether both calls succeeded.
+inline bool DenyGetppid(bool inline_syscall) {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
+  if (inline_syscall) {
+    return InlineSyscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           InlineSyscall(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
+                         reinterpret_cast<long>(&prog), 0, 0) == 0;
+  }
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) == 0;
 }
 
 // ---------------------------------------------------------------------------------------------
