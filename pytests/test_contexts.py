@@ -207,6 +207,22 @@ def test_valgrind_race_detectors_still_see_a_real_race(shim, tool):
     assert errors > 0 and "Child" in proc.stderr, f"{proc.where}\n{proc.stderr}"
 
 
+@pytest.mark.build
+def test_valgrind_installed_after_a_build_is_compiled_in_at_the_next_configure(tmp_path):
+    """A library configured before valgrind's headers were there (pristine-run's build on a fresh
+    machine, then scripts/test installs valgrind) gets its client requests at the next configure:
+    the header is looked for at every configure while it is missing, and its presence is a
+    compile definition, so every object is rebuilt with it."""
+    need("valgrind", "cmake")
+    build = tmp_path / "build"
+    flags = build / "shim" / "CMakeFiles" / "pristine.dir" / "flags.make"
+    run_ok(["cmake", "-S", ROOT, "-B", build, "-DVALGRIND_INCLUDE_DIR=VALGRIND_INCLUDE_DIR-NOTFOUND"],
+           timeout=300)
+    assert "PRISTINE_HAVE_VALGRIND" not in flags.read_text()  # as if valgrind were missing
+    run_ok(["cmake", "-S", ROOT, "-B", build], timeout=300)
+    assert "-DPRISTINE_HAVE_VALGRIND" in flags.read_text()
+
+
 # --- memory limits ----------------------------------------------------------------------------
 
 def test_address_space_limit_capacity_as_without_the_library(shim):

@@ -6,7 +6,8 @@
 //
 //  - valgrind (helgrind, drd): client requests from valgrind's header-only
 //    helgrind.h (drd recognises the same requests), compiled in when the
-//    header is there at build time (Debian package valgrind). Outside
+//    build was configured with the header there (Debian package valgrind:
+//    shim/CMakeLists.txt defines PRISTINE_HAVE_VALGRIND). Outside
 //    valgrind each is a few register rotations (no system call, no branch on
 //    a global), and they sit only on paths that forward or hand off.
 //  - ThreadSanitizer: __tsan_release / __tsan_acquire, looked up at run time
@@ -17,23 +18,13 @@
 #ifndef PRISTINE_SHIM_ANNOTATE_H_
 #define PRISTINE_SHIM_ANNOTATE_H_
 
-#if defined(__has_include)
-#if __has_include(<valgrind/helgrind.h>)
+#ifdef PRISTINE_HAVE_VALGRIND
 #include <valgrind/helgrind.h>
-#define PRISTINE_HAVE_VALGRIND 1
-#endif
 #endif
 
 #include "interpose.h"
 
 namespace pristine {
-
-// Whether the library was built with valgrind's client requests.
-#ifdef PRISTINE_HAVE_VALGRIND
-constexpr bool kValgrindAnnotations = true;
-#else
-constexpr bool kValgrindAnnotations = false;
-#endif
 
 // Everything the calling thread did before this call happens before what a
 // thread does after a later HappensAfter(tag) with the same tag (valgrind).
