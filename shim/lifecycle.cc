@@ -11,7 +11,6 @@
 #include "absl/base/attributes.h"
 #include "baseline.h"
 #include "child_start.h"
-#include "dlsym.h"
 #include "futex.h"
 #include "interpose.h"
 #include "log.h"
@@ -23,8 +22,11 @@
 #include "spares.h"
 #include "template_thread.h"
 
-// api.cc: this copy's own pristine_rebase_v1, under a name no one interposes.
+// api.cc: this copy's own pristine_rebase_v1, under a name no one interposes,
+// and the exported name, which this library's references reach through its
+// GOT: bound at load (-z now) to the first definition in lookup order.
 extern "C" int pristine_this_copy_v1(void);
+extern "C" int pristine_rebase_v1(void);
 
 namespace pristine {
 namespace lifecycle_internal {
@@ -163,10 +165,12 @@ void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
 // program's calls reach that copy, whose calls to "the real function" reach
 // this one. This copy then stands aside, passing everything on, and writes
 // no report, so that the process gets one set of figures. Said once.
+// The dynamic loader answered the question before any constructor ran: the
+// GOT entry of the exported name holds the first copy's definition (no lookup
+// here, so the load touches no more of libc).
 bool AnotherCopyCameFirst() {
-  DlsymFn libc_dlsym = LibcDlsym();  // never the exported dlsym (dlsym.h)
-  void* first = libc_dlsym != nullptr ? libc_dlsym(RTLD_DEFAULT, "pristine_rebase_v1") : nullptr;
-  if (first == nullptr || first == reinterpret_cast<void*>(&pristine_this_copy_v1)) return false;
+  void* first = reinterpret_cast<void*>(&pristine_rebase_v1);
+  if (first == reinterpret_cast<void*>(&pristine_this_copy_v1)) return false;
   Dl_info other = {}, mine = {};
   LIBC(dladdr1)(first, &other, nullptr, 0);
   LIBC(dladdr1)(reinterpret_cast<void*>(&pristine_this_copy_v1), &mine, nullptr, 0);
