@@ -202,9 +202,14 @@ def test_valgrind_race_detectors_see_no_race(shim, tool, taint):
 @pytest.mark.slow
 @pytest.mark.parametrize("tool", ["helgrind", "drd"])
 def test_valgrind_race_detectors_still_see_a_real_race(shim, tool):
-    """...and the ordering told is pthread_create's and no more."""
+    """...and the ordering told is pthread_create's and no more. The race is the creator's write
+    after pthread_create returned against the new thread's read: the tool reports it at whichever
+    access comes second (in Child, or in Worker with the child's stack gone once it ended)."""
     proc, errors = valgrind(tool, [app_path("handoff_order"), "fs", "4", "race"], shim)
-    assert errors > 0 and "Child" in proc.stderr, f"{proc.where}\n{proc.stderr}"
+    assert errors > 0, f"{proc.where}\n{proc.stderr}"
+    # The access reported is the program's own (its innermost frame), not the library's.
+    assert re.search(r"at 0x[0-9A-Fa-f]+: (\(anonymous namespace\)::)?(Child|Worker)\(void\*\) "
+                     r"\(handoff_order\.cc", proc.stderr), f"{proc.where}\n{proc.stderr}"
 
 
 @pytest.mark.build

@@ -170,6 +170,10 @@ void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
 // here, so the load touches no more of libc).
 bool AnotherCopyCameFirst() {
   void* first = reinterpret_cast<void*>(&pristine_rebase_v1);
+  // The two names are one function here unless the loader bound the first
+  // elsewhere; a compiler that takes them for two functions would fold the
+  // comparison to false (clang does), so the loaded value is made opaque.
+  asm volatile("" : "+r"(first));
   if (first == reinterpret_cast<void*>(&pristine_this_copy_v1)) return false;
   Dl_info other = {}, mine = {};
   LIBC(dladdr1)(first, &other, nullptr, 0);
