@@ -28,7 +28,7 @@ PRISTINE_API int pristine_rebase_v1(void) {
 
 // This copy's own definition, which no other object can interpose: a second
 // copy of the library in the process finds the first copy's
-// pristine_rebase_v1 under the exported name (lifecycle.cc).
+// pristine_rebase_v1 under the exported name (dlsym.h, AnotherCopyCameFirst).
 extern "C" __attribute__((visibility("hidden"), alias("pristine_rebase_v1"))) int
 pristine_this_copy_v1(void);
 

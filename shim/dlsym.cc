@@ -50,6 +50,12 @@
 
 #include "absl/base/attributes.h"
 
+// api.cc: this copy's own pristine_rebase_v1, under a name no one interposes,
+// and the exported name, which this library's references reach through its
+// GOT: bound at load (-z now) to the first definition in lookup order.
+extern "C" int pristine_this_copy_v1(void);
+extern "C" int pristine_rebase_v1(void);
+
 namespace pristine {
 namespace {
 
@@ -216,18 +222,14 @@ ABSL_CONST_INIT std::atomic<void*> g_libc_definition[kCachedSymbols] = {};
 // library found after libc (dlopen'ed) is not in front of libc's dlsym for
 // anyone, and keeps its answers unchanged (have_self stays false).
 //
-// Another copy of the library before this one (a system-wide preload and an
-// LD_PRELOAD naming another file) answers the program's lookups, and this one
-// stands aside (lifecycle.cc): it passes every lookup on unchanged, so that
-// the first copy sees libc's definition and answers with its own entry point.
+// A copy of the library that another copy came before (AnotherCopyCameFirst)
+// passes every lookup on unchanged, so that the first copy sees libc's
+// definition and answers with its own entry point.
 bool Discover(Objects* out) {
-  bool another_copy_first = false;
-  bool seen_self = false;
   for (const struct link_map* m = _r_debug.r_map; m != nullptr; m = m->l_next) {
     // ::_DYNAMIC (<link.h>) is this library's own dynamic section.
     if (m->l_ld == _DYNAMIC) {
-      seen_self = true;
-      out->have_self = !another_copy_first && out->self.Init(m);
+      out->have_self = !AnotherCopyCameFirst() && out->self.Init(m);
       continue;
     }
     DynamicSymbols d;
@@ -236,8 +238,6 @@ bool Discover(Objects* out) {
       out->libc = d;
       return true;
     }
-    uint32_t index;
-    if (!seen_self && d.Find("pristine_rebase_v1", &index) != nullptr) another_copy_first = true;
   }
   return false;
 }
@@ -302,6 +302,19 @@ void* OwnInsteadOfLibc(void* found, const char* name) {
 }
 
 }  // namespace
+
+void* ThisCopyEntry() { return reinterpret_cast<void*>(&pristine_this_copy_v1); }
+
+void* FirstCopyEntry() {
+  void* first = reinterpret_cast<void*>(&pristine_rebase_v1);
+  // The two names are one function here unless the loader bound the exported
+  // one elsewhere; a compiler that takes them for two functions would fold a
+  // comparison to false (clang does), so the loaded value is made opaque.
+  asm volatile("" : "+r"(first));
+  return first;
+}
+
+bool AnotherCopyCameFirst() { return FirstCopyEntry() != ThisCopyEntry(); }
 
 DlsymFn LibcDlsym() {
   DlsymFn f = g_libc_dlsym.load(std::memory_order_acquire);

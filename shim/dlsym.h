@@ -17,6 +17,17 @@ using DlsymFn = void* (*)(void* handle, const char* name);
 // lock-free, no allocation, idempotent.
 DlsymFn LibcDlsym();
 
+// Whether another copy of the library came before this one in lookup order (a system-wide
+// preload and an LD_PRELOAD naming another file): that copy answers the program's calls and
+// lookups, and this one stands aside (lifecycle.cc). The dynamic loader answered before any
+// constructor ran: with -z now it bound this library's reference to the exported
+// pristine_rebase_v1 to the first definition in lookup order. Any thread; no system call.
+bool AnotherCopyCameFirst();
+
+// This copy's pristine_rebase_v1 and the first copy's, for saying which files they are.
+void* ThisCopyEntry();
+void* FirstCopyEntry();
+
 }  // namespace pristine
 
 #endif  // PRISTINE_SHIM_DLSYM_H_

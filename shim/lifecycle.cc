@@ -11,6 +11,7 @@
 #include "absl/base/attributes.h"
 #include "baseline.h"
 #include "child_start.h"
+#include "dlsym.h"
 #include "futex.h"
 #include "interpose.h"
 #include "log.h"
@@ -21,12 +22,6 @@
 #include "report.h"
 #include "spares.h"
 #include "template_thread.h"
-
-// api.cc: this copy's own pristine_rebase_v1, under a name no one interposes,
-// and the exported name, which this library's references reach through its
-// GOT: bound at load (-z now) to the first definition in lookup order.
-extern "C" int pristine_this_copy_v1(void);
-extern "C" int pristine_rebase_v1(void);
 
 namespace pristine {
 namespace lifecycle_internal {
@@ -160,24 +155,15 @@ void AfterForkInChild() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   DefineBaselineHere(OtherThreads::kNone, g_pid.load(std::memory_order_relaxed));
 }
 
-// Whether another copy of the library came first in this process (a
-// system-wide preload and pristine-run's LD_PRELOAD both naming one): the
-// program's calls reach that copy, whose calls to "the real function" reach
-// this one. This copy then stands aside, passing everything on, and writes
-// no report, so that the process gets one set of figures. Said once.
-// The dynamic loader answered the question before any constructor ran: the
-// GOT entry of the exported name holds the first copy's definition (no lookup
-// here, so the load touches no more of libc).
-bool AnotherCopyCameFirst() {
-  void* first = reinterpret_cast<void*>(&pristine_rebase_v1);
-  // The two names are one function here unless the loader bound the first
-  // elsewhere; a compiler that takes them for two functions would fold the
-  // comparison to false (clang does), so the loaded value is made opaque.
-  asm volatile("" : "+r"(first));
-  if (first == reinterpret_cast<void*>(&pristine_this_copy_v1)) return false;
+// Whether this copy stands aside for another copy of the library that came
+// first (dlsym.h): the program's calls reach that copy, whose calls to "the
+// real function" reach this one. This copy then passes everything on and
+// writes no report, so that the process gets one set of figures. Said once.
+bool StandAsideForAnotherCopy() {
+  if (!AnotherCopyCameFirst()) return false;
   Dl_info other = {}, mine = {};
-  LIBC(dladdr1)(first, &other, nullptr, 0);
-  LIBC(dladdr1)(reinterpret_cast<void*>(&pristine_this_copy_v1), &mine, nullptr, 0);
+  LIBC(dladdr1)(FirstCopyEntry(), &other, nullptr, 0);
+  LIBC(dladdr1)(ThisCopyEntry(), &mine, nullptr, 0);
   LogLine line;
   line << "pristine: another copy of the library is active in this process ("
        << (other.dli_fname != nullptr ? other.dli_fname : "?") << "); this one ("
@@ -188,7 +174,7 @@ bool AnotherCopyCameFirst() {
 
 void Initialise() {
   g_pid.store(RawGetpid(), std::memory_order_relaxed);
-  if (AnotherCopyCameFirst()) {
+  if (StandAsideForAnotherCopy()) {
     g_state.store(kPassThrough, std::memory_order_release);
     return;
   }
