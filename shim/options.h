@@ -89,6 +89,10 @@ bool InSecureExecution();
 // flags rather than PRISTINE_OPTIONS keys. Read by LoadOptions().
 bool StartedByWrapper();
 
+// The PRISTINE_OPTIONS text LoadOptions() parsed, as the environment held it then (null if
+// unset): for the report, which copies it at load.
+const char* OptionsText();
+
 // Called once from the library constructor, or from the first interposed call that comes
 // before it, on that thread. Errors and help=1 go to stderr.
 void LoadOptions();

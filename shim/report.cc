@@ -665,7 +665,7 @@ void ReportInit() {
   s->log_sites = log_sites;
   long n = RawSyscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", s->exe, sizeof s->exe - 1);
   s->exe[n > 0 ? n : 0] = '\0';
-  const char* raw = getenv("PRISTINE_OPTIONS");
+  const char* raw = OptionsText();
   if (raw != nullptr) {
     s->options_set = true;
     size_t len = strnlen(raw, sizeof s->options - 1);
