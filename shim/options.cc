@@ -264,7 +264,6 @@ void StderrSink(const char* line, void*) { LogRaw(2, line); }
 bool StderrIsOpen() { return RawSyscall(SYS_fcntl, 2, F_GETFD) >= 0; }
 
 ABSL_CONST_INIT Options g_options;
-ABSL_CONST_INIT bool g_secure = false;
 ABSL_CONST_INIT bool g_wrapper = false;
 ABSL_CONST_INIT const char* g_text = nullptr;
 
@@ -347,18 +346,16 @@ void WriteOptionsHelp(OptionsErrorSink sink, void* ctx) {
 
 const Options& CurrentOptions() { return g_options; }
 
-bool InSecureExecution() { return g_secure; }
-
 bool StartedByWrapper() { return g_wrapper; }
 
 const char* OptionsText() { return g_text; }
 
 void LoadOptions() {
-  g_secure = getauxval(AT_SECURE) != 0;
+  bool secure = getauxval(AT_SECURE) != 0;
   // getenv is safe here: environ is set up before any constructor runs.
   const char* text = getenv(kVariable);
   g_text = text;
-  if (!g_secure) {
+  if (!secure) {
     g_wrapper = getenv("PRISTINE_RUN") != nullptr;
     ParseOptions(text, &g_options, StderrSink, nullptr);
     if (g_options.help) WriteOptionsHelp(StderrSink, nullptr);

@@ -81,10 +81,6 @@ void WriteOptionsHelp(OptionsErrorSink sink, void* ctx);
 // The options in force, parsed from the environment by LoadOptions().
 const Options& CurrentOptions();
 
-// Whether the process runs in secure-execution mode (getauxval(AT_SECURE)), as LoadOptions()
-// found it. Nothing taken from the environment may then make the library open or write a file.
-bool InSecureExecution();
-
 // Whether pristine-run started the program (it sets PRISTINE_RUN), so that hints can name its
 // flags rather than PRISTINE_OPTIONS keys. Read by LoadOptions().
 bool StartedByWrapper();

@@ -163,8 +163,6 @@ const char* UnwinderName() {
 // are then counted as dropped).
 void TablesInit() { g_tables.Get(/*create=*/true); }
 
-bool TablesReady() { return g_tables.Get(/*create=*/false) != nullptr; }
-
 int RecordSite(const SiteStack& stack, const SiteInfo& info, bool* is_new) {
   *is_new = false;
   Hasher hasher;

@@ -114,7 +114,6 @@ struct SiteInfo {
 
 // Maps the tables. Once, at load, when a report or log is asked for.
 void TablesInit();
-bool TablesReady();
 
 // Adds one create at `stack` (sites are keyed by stack, decision and the
 // origins of the tainted dimensions). Returns the site's index, or -1 when

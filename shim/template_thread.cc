@@ -283,8 +283,6 @@ void NoteMainThreadExit() {
   if (!PostToTemplate(&g_wake_request)) g_wake_queued.store(false, std::memory_order_relaxed);
 }
 
-bool TemplateRunning() { return g_running.load(std::memory_order_acquire); }
-
 bool RunOnTemplate(HandoffRequest* req) {
   PRISTINE_CHECK_NOT_ROLE(Bits(Role::kTemplate));
   if (!PostToTemplate(req)) return false;
@@ -305,7 +303,7 @@ bool PostToTemplate(HandoffRequest* req) {
 }
 
 void StopTemplate() {
-  if (!TemplateRunning()) return;
+  if (!g_running.load(std::memory_order_acquire)) return;
   g_running.store(false, std::memory_order_seq_cst);
   // Requests already admitted are served before the template stops.
   while (g_users.load(std::memory_order_seq_cst) != 0) RawSyscall(SYS_sched_yield);

@@ -55,9 +55,6 @@ bool TemplateSecurity(SecurityState* out) PRISTINE_EXCLUDES_ROLE(kTemplateRole);
 // need. Any thread.
 void ForgetTemplateSecurity();
 
-// Whether a template is serving requests.
-bool TemplateRunning();
-
 // Runs `req` on the template and waits for it. Returns false, without running
 // it, when no template is serving. Any thread but the template.
 bool RunOnTemplate(HandoffRequest* req) PRISTINE_EXCLUDES_ROLE(kTemplateRole);
