@@ -317,6 +317,17 @@ int RunSingleThreadedChange(DimSet dims, int (*change)(void* ctx), void* ctx) {
     g_state.store(kSnapshotTaken, std::memory_order_release);
     rc = change(ctx);
     saved_errno = errno;
+    // The kernel stops counting a released thread a moment before its check
+    // stops seeing it (another CPU may still hold the task list): while this
+    // is the only thread the kernel counts, ask again, a bounded number of
+    // times. With other threads of the program, the answer stands.
+    for (int i = 0; rc != 0 && (saved_errno == EINVAL || saved_errno == EUSERS) && i < 100 &&
+                    ProcessThreadCount() == 1;
+         ++i) {
+      RawSyscall(SYS_sched_yield);
+      rc = change(ctx);
+      saved_errno = errno;
+    }
     if (rc != 0) {
       // Still refused (other threads of the program): bring the template
       // back in the old baseline if this thread can; else this thread's
